@@ -1,0 +1,31 @@
+"""dlgrade: grade The Deep Learning Workshop's activities without trusting the submission.
+
+What rubric authors use is re-exported here; everything else may change.
+"""
+
+from dlgrade.errors import (
+    DataError,
+    DlgradeError,
+    RubricError,
+    SandboxError,
+    SubmissionError,
+)
+from dlgrade.protocol import Handle
+from dlgrade.rubric import CheckFailed, CheckResult, Score, check, fail
+from dlgrade.submission import Submission
+
+__all__ = [
+    "CheckFailed",
+    "CheckResult",
+    "DataError",
+    "DlgradeError",
+    "Handle",
+    "RubricError",
+    "SandboxError",
+    "Score",
+    "Submission",
+    "SubmissionError",
+    "check",
+    "fail",
+]
+__version__ = "0.1.0"

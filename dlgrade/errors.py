@@ -1,0 +1,52 @@
+"""The error family: whose fault it is decides the outcome a check gets."""
+
+from __future__ import annotations
+
+
+class DlgradeError(Exception):
+    """Base of every error dlgrade raises on purpose."""
+
+
+class SubmissionError(DlgradeError):
+    """The student's code did something the check cannot grade.
+
+    ``reason`` is a short code that lands in the report (``student_exception``,
+    ``missing_function``...); ``student_traceback`` holds the student's own frames only.
+    """
+
+    outcome = "error"
+
+    def __init__(self, message: str, *, reason: str, student_traceback: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.student_traceback = student_traceback
+
+
+class NotImplementedYet(SubmissionError):
+    """The function (or the whole module) is still the skeleton's."""
+
+    outcome = "not_implemented"
+
+
+class CallTimeout(SubmissionError):
+    """A call into the submission ran past its wall-clock limit."""
+
+    outcome = "timeout"
+
+
+class WorkerCrashed(SubmissionError):
+    """The worker process died (exit, signal, output flood) during a call."""
+
+    outcome = "crash"
+
+
+class RubricError(DlgradeError):
+    """A rubric file or check is wrong: our bug, never the student's."""
+
+
+class SandboxError(DlgradeError):
+    """The harness could not start or talk to a worker for reasons not the student's."""
+
+
+class DataError(DlgradeError):
+    """A dataset is missing, corrupt or cannot be fetched."""

@@ -1,0 +1,259 @@
+"""What crosses the boundary between the trusted rubric and the worker: data, never code.
+
+Messages are length-prefixed JSON on a pair of pipes. Values inside them are encoded as
+JSON where JSON can hold them; arrays travel as ``.npy`` files in a per-worker exchange
+folder and are read back with ``allow_pickle=False`` after their header has been checked;
+everything else stays in the worker behind a handle. Nothing here ever unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_ARRAY_BYTES = 1024 * 1024 * 1024
+_HEADER = struct.Struct("!I")
+_NPY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.npy$")
+
+
+class ProtocolError(Exception):
+    """A message or value broke the protocol (malformed, oversized, unknown tag)."""
+
+
+class ChannelClosed(Exception):
+    """The other end closed its pipe: the worker died or exited."""
+
+
+class ChannelTimeout(Exception):
+    """No complete message arrived before the deadline."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A reference to an object that lives in the worker (a model, a dataset...).
+
+    ``generation`` is the worker incarnation that made it: a handle does not survive a
+    worker restart.
+    """
+
+    id: int
+    type_name: str
+    generation: int = 0
+
+    def __repr__(self) -> str:
+        return f"<handle #{self.id} to a {self.type_name}>"
+
+
+# -- framing -----------------------------------------------------------------------------
+
+
+def send_message(fd: int, message: dict) -> None:
+    """Write one length-prefixed JSON message to ``fd``."""
+    body = json.dumps(message, allow_nan=True).encode("utf-8")
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(body):,} bytes exceeds {MAX_MESSAGE_BYTES:,}")
+    data = _HEADER.pack(len(body)) + body
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks = []
+    while n:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChannelTimeout()
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                raise ChannelTimeout()
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise ChannelClosed()
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_message(fd: int, deadline: float | None = None) -> dict:
+    """Read one message; ``deadline`` is a ``time.monotonic()`` value or None to block."""
+    (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline))
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {size:,} bytes exceeds {MAX_MESSAGE_BYTES:,}")
+    try:
+        message = json.loads(_read_exactly(fd, size, deadline))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"message is not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("message is not a JSON object")
+    return message
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+class Codec:
+    """Encodes and decodes values for one side of one worker's exchange folder.
+
+    ``side`` prefixes the array files this side writes, so the two never collide.
+    ``make_handle`` (worker side only) turns an object that is not data into a handle.
+    """
+
+    def __init__(self, exchange_dir: Path, side: str, make_handle=None, generation: int = 0):
+        self.exchange_dir = Path(exchange_dir)
+        self.side = side
+        self.make_handle = make_handle
+        self.generation = generation
+        self._counter = 0
+
+    # encoding
+
+    def encode(self, value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, Handle):
+            return {"__handle__": value.id}
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, np.ndarray):
+            return self._encode_array(value)
+        if isinstance(value, np.generic):
+            if value.dtype.hasobject:
+                return self._as_handle(value)
+            return {"__npscalar__": value.item(), "dtype": value.dtype.str}
+        if isinstance(value, list):
+            return [self.encode(v) for v in value]
+        if isinstance(value, tuple):
+            return {"__tuple__": [self.encode(v) for v in value]}
+        if isinstance(value, dict):
+            if all(isinstance(k, str) for k in value):
+                return {"__dict__": {k: self.encode(v) for k, v in value.items()}}
+            return {"__pairs__": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+        numpy_method = getattr(type(value), "numpy", None)
+        if callable(numpy_method) and type(value).__module__.startswith("tensorflow"):
+            # An eager tf.Tensor or tf.Variable: its value is data.
+            return self.encode(np.asarray(value.numpy()))
+        return self._as_handle(value)
+
+    def _as_handle(self, value: Any) -> Any:
+        if self.make_handle is None:
+            raise ProtocolError(
+                f"a {type(value).__name__} cannot cross to the worker; pass data "
+                "(numbers, strings, lists, dicts, numpy arrays) or a Handle"
+            )
+        return self.make_handle(value)
+
+    def _encode_array(self, array: np.ndarray) -> Any:
+        if array.dtype.hasobject:
+            return self._as_handle(array)
+        self._counter += 1
+        name = f"{self.side}-{os.getpid()}-{self._counter}.npy"
+        np.save(self.exchange_dir / name, array, allow_pickle=False)
+        return {"__ndarray__": name}
+
+    # decoding
+
+    def decode(self, value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if not isinstance(value, dict) or len(value) not in (1, 2, 3):
+            raise ProtocolError(f"unexpected value in message: {type(value).__name__}")
+        if "__tuple__" in value:
+            return tuple(self.decode(v) for v in _expect_list(value["__tuple__"]))
+        if "__dict__" in value:
+            inner = value["__dict__"]
+            if not isinstance(inner, dict):
+                raise ProtocolError("__dict__ must hold an object")
+            return {k: self.decode(v) for k, v in inner.items()}
+        if "__pairs__" in value:
+            pairs = _expect_list(value["__pairs__"])
+            out = {}
+            for pair in pairs:
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise ProtocolError("__pairs__ must hold [key, value] pairs")
+                key = self.decode(pair[0])
+                try:
+                    out[key] = self.decode(pair[1])
+                except TypeError:
+                    raise ProtocolError("dictionary key is not hashable") from None
+            return out
+        if "__npscalar__" in value:
+            try:
+                dtype = np.dtype(str(value.get("dtype")))
+            except TypeError:
+                raise ProtocolError("bad numpy scalar dtype") from None
+            if dtype.hasobject:
+                raise ProtocolError("object scalars do not cross the boundary")
+            return dtype.type(value["__npscalar__"])
+        if "__ndarray__" in value:
+            return self._read_array(value["__ndarray__"])
+        if "__handle__" in value:
+            return self._decode_handle(value)
+        raise ProtocolError(f"unknown tag in message: {sorted(value)}")
+
+    def _decode_handle(self, value: dict) -> Any:
+        handle_id = value["__handle__"]
+        if not isinstance(handle_id, int):
+            raise ProtocolError("handle id must be an integer")
+        return Handle(handle_id, str(value.get("type", "object"))[:200], self.generation)
+
+    def _read_array(self, name: Any) -> np.ndarray:
+        if not isinstance(name, str) or not _NPY_NAME.match(name):
+            raise ProtocolError(f"bad array file name {name!r}")
+        path = self.exchange_dir / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise ProtocolError(f"array file {name} cannot be opened: {exc.strerror}") from None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                return read_npy(fh, name)
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def read_npy(fh, name: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Read an ``.npy`` stream after checking its header: no objects, no huge shapes."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ProtocolError(f"array file {name} has unsupported .npy version {version}")
+    except ValueError as exc:
+        raise ProtocolError(f"array file {name} is not a valid .npy file: {exc}") from None
+    if dtype.hasobject:
+        raise ProtocolError(f"array file {name} holds Python objects; only plain arrays cross")
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise ProtocolError(
+            f"array file {name} declares {nbytes:,} bytes (shape {shape}); the cap is "
+            f"{max_bytes:,}"
+        )
+    fh.seek(0)
+    try:
+        return np.load(fh, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ProtocolError(f"array file {name} is truncated or corrupt: {exc}") from None
+
+
+def _expect_list(value: Any) -> list:
+    if not isinstance(value, list):
+        raise ProtocolError("expected a list in message")
+    return value

@@ -1,0 +1,1 @@
+"""Report writers, one module per format. They read results; they never compute grades."""

@@ -1,0 +1,113 @@
+"""The terminal report: ✓/✗ per check, points, feedback for what failed, totals."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from dlgrade.rubric import ACTIVITIES, CheckResult, Score
+
+PASS_MARK = "✓"
+FAIL_MARK = "✗"
+
+
+def header(submission: Path, tier: str, seed: int) -> str:
+    return f"dlgrade · submission {submission} · tier {tier} · seed {seed}"
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def activity_title(activity: str) -> str:
+    title = ACTIVITIES.get(activity, ("", ""))[1]
+    return f"Activity {activity} — {title}" if title else f"Activity {activity}"
+
+
+def check_lines(result: CheckResult) -> list[str]:
+    mark = PASS_MARK if result.passed else FAIL_MARK
+    status = "" if result.passed else f"  [{result.outcome.replace('_', ' ')}]"
+    hidden = " (hidden)" if result.visibility == "hidden" else ""
+    points = f"{_points(result.points)}/{_points(result.max_points)}"
+    lines = [f"  {mark} {result.title}{hidden}  {points}{status}  ({result.duration_s:.1f} s)"]
+    if not result.passed:
+        lines += ["      " + line for line in result.feedback.splitlines()]
+        if result.stdout.strip():
+            lines.append("      Your code printed:")
+            lines += ["        " + line for line in result.stdout.strip().splitlines()[:20]]
+    return lines
+
+
+def summary(terminalreporter, score: Score, *, live: bool) -> None:
+    """Print the grade at the end of the session (in full unless lines were printed live)."""
+    write = terminalreporter.write_line
+    if not live:
+        terminalreporter.section("dlgrade")
+        write(header(Path(score.submission), score.tier, score.seed))
+    for activity, results in score.by_activity().items():
+        got = sum(r.points for r in results)
+        possible = sum(r.max_points for r in results)
+        if not live:
+            write("")
+            write(activity_title(activity))
+            for result in results:
+                for line in check_lines(result):
+                    write(line)
+        write(f"  {activity} total: {_points(got)}/{_points(possible)}")
+    write("")
+    write(f"Total: {_points(score.score)}/{_points(score.max_score)} ({score.percent:.1f}%)")
+    internal = [r for r in score.checks if r.is_internal_error]
+    if internal:
+        write(
+            f"{len(internal)} check(s) hit an internal error in the grader; the score above is "
+            "not a fair grade. Please report it.",
+            red=True,
+            bold=True,
+        )
+
+
+class Progress:
+    """Live lines for `dlgrade check`: one per finished check, a ticking line while one runs."""
+
+    def __init__(self, writer):
+        self._writer = writer
+        self._activity: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tty = bool(getattr(writer, "hasmarkup", False)) or _isatty(writer)
+
+    def begin(self, activity: str, title: str, tier: str) -> None:
+        if activity != self._activity:
+            self._activity = activity
+            self._writer.line("")
+            self._writer.line(activity_title(activity))
+        if self._tty:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._tick, args=(title, time.monotonic()), daemon=True
+            )
+            self._thread.start()
+        elif tier != "quick":
+            self._writer.line(f"  … running: {title} (training, may take a while)")
+
+    def _tick(self, title: str, started: float) -> None:
+        while not self._stop.wait(0.5):
+            elapsed = time.monotonic() - started
+            if elapsed >= 1.0:
+                self._writer.write(f"\r  … {title} ({elapsed:.0f} s)\x1b[K", flush=True)
+
+    def finish(self, result: CheckResult | None) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self._writer.write("\r\x1b[K", flush=True)
+        if result is not None:
+            for line in check_lines(result):
+                self._writer.line(line)
+
+
+def _isatty(writer) -> bool:
+    stream = getattr(writer, "_file", None)
+    return bool(getattr(stream, "isatty", lambda: False)())

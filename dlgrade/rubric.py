@@ -1,0 +1,168 @@
+"""Checks, points, tiers and the values a graded session produces."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dlgrade.errors import RubricError
+
+TIERS = ("quick", "standard", "full")
+VISIBILITIES = ("public", "hidden")
+OUTCOMES = ("pass", "fail", "error", "timeout", "crash", "not_implemented")
+
+#: activity number → (module name in a submission, title)
+ACTIVITIES: dict[str, tuple[str, str]] = {
+    "1.01": ("activity_1_01", "Quadratic solved by an optimizer"),
+    "2.01": ("activity_2_01", "Sonar mines vs. rocks MLP"),
+    "3.01": ("activity_3_01", "Fashion-MNIST CNN"),
+    "3.02": ("activity_3_02", "Fruits-360 transfer learning with VGG16"),
+    "4.01": ("activity_4_01", "Alice in Wonderland preprocessing"),
+    "4.02": ("activity_4_02", "word2vec on Alice"),
+    "5.01": ("activity_5_01", "IBM stock with Conv1D + SimpleRNN"),
+    "6.01": ("activity_6_01", "Amazon reviews stacked LSTM"),
+    "7.01": ("activity_7_01", "DCGAN on Fashion-MNIST"),
+}
+
+#: default wall-clock limit of one call into the submission, per tier (seconds)
+DEFAULT_TIMEOUTS = {"quick": 60.0, "standard": 300.0, "full": 3600.0}
+
+CHECK_ATTRIBUTE = "__dlgrade_check__"
+
+
+def tier_includes(selected: str, tier: str) -> bool:
+    """Tiers nest: ``standard`` runs the quick checks too, ``full`` runs everything."""
+    return TIERS.index(tier) <= TIERS.index(selected)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """What a rubric declares about one check."""
+
+    points: float
+    tier: str
+    visibility: str
+    feedback: str
+    timeout: float | None = None
+
+
+def check(
+    *,
+    points: float,
+    feedback: str,
+    tier: str = "quick",
+    visibility: str = "public",
+    timeout: float | None = None,
+) -> Callable:
+    """Declare a rubric check: ``@dlgrade.check(points=2, feedback="...")`` on a test.
+
+    ``feedback`` says what to fix when the check does not pass; ``timeout`` overrides the
+    tier's limit for each call the check makes into the submission.
+    """
+
+    def declare(function: Callable) -> Callable:
+        where = f"@check on {getattr(function, '__qualname__', function)!s}"
+        if isinstance(points, bool) or not isinstance(points, int | float) or not (
+            math.isfinite(points) and points > 0
+        ):
+            raise RubricError(f"{where}: points must be a positive number, got {points!r}")
+        if tier not in TIERS:
+            raise RubricError(f"{where}: tier must be one of {TIERS}, got {tier!r}")
+        if visibility not in VISIBILITIES:
+            raise RubricError(
+                f"{where}: visibility must be one of {VISIBILITIES}, got {visibility!r}"
+            )
+        if not isinstance(feedback, str) or not feedback.strip():
+            raise RubricError(f"{where}: feedback must say what to fix, got {feedback!r}")
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise RubricError(f"{where}: timeout must be a positive number of seconds")
+        setattr(
+            function,
+            CHECK_ATTRIBUTE,
+            CheckSpec(float(points), tier, visibility, feedback.strip(), timeout),
+        )
+        return function
+
+    return declare
+
+
+class CheckFailed(AssertionError):
+    """Raised by :func:`fail`: the student's value is wrong, and this says how."""
+
+
+def fail(message: str) -> None:
+    """Fail the running check with ``message`` (what was expected, what was got)."""
+    __tracebackhide__ = True
+    raise CheckFailed(message)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The graded outcome of one check. Report writers read these; they compute nothing."""
+
+    id: str
+    activity: str
+    title: str
+    tier: str
+    visibility: str
+    points: float
+    max_points: float
+    outcome: str
+    reason: str
+    feedback: str
+    duration_s: float
+    stdout: str
+    seed: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
+
+    @property
+    def is_internal_error(self) -> bool:
+        return self.reason in ("rubric_error", "harness_error")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["title"], data["seed"]
+        return data
+
+
+@dataclass(frozen=True)
+class Score:
+    """All results of one submission graded at one tier."""
+
+    submission: str
+    tier: str
+    seed: int
+    checks: tuple[CheckResult, ...] = field(default_factory=tuple)
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.points for c in self.checks), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.max_points for c in self.checks), 6)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+
+    def by_activity(self) -> dict[str, list[CheckResult]]:
+        groups: dict[str, list[CheckResult]] = {}
+        for result in self.checks:
+            groups.setdefault(result.activity, []).append(result)
+        return dict(sorted(groups.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "submission": self.submission,
+            "tier": self.tier,
+            "seed": self.seed,
+            "score": self.score,
+            "max_score": self.max_score,
+            "checks": [c.to_dict() for c in self.checks],
+        }

@@ -1,0 +1,1 @@
+"""Skeleton modules that `dlgrade new` copies into a student's folder."""

@@ -1,0 +1,88 @@
+"""The rubric's view of one student's folder: remote modules, handles, exported models."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dlgrade.protocol import Handle
+from dlgrade.rubric import ACTIVITIES
+from dlgrade.sandbox import WorkerSession
+
+
+class RemoteFunction:
+    """Calls one function of the submission in the worker; arguments and result are data."""
+
+    def __init__(self, submission: Submission, module: str, name: str):
+        self._submission = submission
+        self._module = module
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        return self._submission.session.call(
+            self._module, self._name, args, kwargs, timeout=self._submission.timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"<remote {self._module}.{self._name}()>"
+
+
+class RemoteModule:
+    """``submission.module("activity_1_01").solve(...)`` runs ``solve`` in the worker."""
+
+    def __init__(self, submission: Submission, name: str):
+        self._submission = submission
+        self._name = name
+
+    def __getattr__(self, name: str) -> RemoteFunction:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return RemoteFunction(self._submission, self._name, name)
+
+    def __repr__(self) -> str:
+        return f"<remote module {self._name}>"
+
+
+class Submission:
+    """One student's folder, graded through its worker. Handed to checks as a fixture."""
+
+    def __init__(self, path: Path, session: WorkerSession):
+        self.path = Path(path)
+        self.session = session
+        self.timeout: float | None = None  # set per check by the plugin
+
+    def module(self, name: str) -> RemoteModule:
+        return RemoteModule(self, name)
+
+    def activity(self, number: str) -> RemoteModule:
+        return self.module(ACTIVITIES[number][0])
+
+    def has_module(self, name: str) -> bool:
+        return (self.path / f"{name}.py").is_file()
+
+    def call_method(self, handle: Handle, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` on the object behind ``handle`` (in the worker)."""
+        __tracebackhide__ = True
+        return self.session.call_method(handle, method, args, kwargs, timeout=self.timeout)
+
+    def export_model(self, handle: Handle) -> Path:
+        """Save the model behind ``handle`` as ``.keras`` and return the trusted copy."""
+        __tracebackhide__ = True
+        return self.session.export_model(handle, timeout=self.timeout)
+
+    def load_model(self, handle: Handle):
+        """Export the model behind ``handle`` and load it here with ``safe_mode=True``."""
+        __tracebackhide__ = True
+        from dlgrade import models
+
+        return models.load(self.export_model(handle))
+
+    def share(self, source: Path) -> Path:
+        """Copy a trusted file where the worker can read it; return the path it sees."""
+        inbox = self.session.exchange_dir / "inbox"
+        inbox.mkdir(exist_ok=True)
+        target = inbox / Path(source).name
+        shutil.copyfile(source, target)
+        return target

@@ -1,0 +1,272 @@
+"""The worker: the only process where a submission's code runs.
+
+Started by :mod:`dlgrade.sandbox` as ``python -I -m dlgrade.worker REQ_FD REPLY_FD EXCHANGE``
+with the scratch copy of the submission as its working directory. It imports the student's
+modules, calls what the rubric asks for and answers with data (see :mod:`dlgrade.protocol`).
+Nothing it says is trusted: the rubric validates every value it gets back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlgrade.protocol import ChannelClosed, Codec, ProtocolError, recv_message, send_message
+
+_MODULE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+class _WorkerCodec(Codec):
+    """Worker-side codec: handles coming back from the rubric resolve to live objects."""
+
+    def __init__(self, exchange_dir: Path, objects: dict[int, Any]):
+        super().__init__(exchange_dir, side="w", make_handle=self._make_handle)
+        self.objects = objects
+        self._next_id = 0
+
+    def _make_handle(self, value: Any) -> dict:
+        self._next_id += 1
+        self.objects[self._next_id] = value
+        kind = type(value)
+        return {"__handle__": self._next_id, "type": f"{kind.__module__}.{kind.__qualname__}"}
+
+    def _decode_handle(self, value: dict) -> Any:
+        try:
+            return self.objects[value["__handle__"]]
+        except KeyError:
+            raise ProtocolError(f"no object behind handle #{value['__handle__']}") from None
+
+
+class _Failure(Exception):
+    """An answer of ``ok: false`` with a kind the trusted side maps to an outcome."""
+
+    def __init__(self, kind: str, message: str, student_traceback: str = "", **extra: Any):
+        super().__init__(message)
+        self.payload = {"kind": kind, "message": message, "traceback": student_traceback, **extra}
+
+
+class Worker:
+    def __init__(self, exchange_dir: Path, submission_dir: Path):
+        self.submission_dir = submission_dir
+        self.objects: dict[int, Any] = {}
+        self.codec = _WorkerCodec(exchange_dir, self.objects)
+        self.modules: dict[str, Any] = {}
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def handle(self, request: dict) -> dict:
+        op = request.get("op")
+        method = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+        if method is None:
+            return {"ok": False, "error": {"kind": "harness", "message": f"unknown op {op!r}"}}
+        try:
+            value = method(request)
+        except _Failure as failure:
+            return {"ok": False, "error": failure.payload}
+        except ProtocolError as exc:
+            return {"ok": False, "error": {"kind": "protocol", "message": str(exc)}}
+        try:
+            return {"ok": True, "value": self.codec.encode(value)}
+        except (OSError, ProtocolError) as exc:
+            return {
+                "ok": False,
+                "error": {
+                    "kind": "unencodable",
+                    "message": f"the value returned to the grader could not be sent: {exc}",
+                },
+            }
+
+    def op_hello(self, request: dict) -> Any:
+        return {"pid": os.getpid(), "python": sys.version.split()[0]}
+
+    def op_preload(self, request: dict) -> Any:
+        """Import heavy libraries (TensorFlow) before the first check needs them."""
+        loaded = []
+        for name in request.get("modules", []):
+            try:
+                importlib.import_module(name)
+                loaded.append(name)
+            except Exception:  # the submission's own import will report it properly
+                pass
+        return loaded
+
+    def op_seed(self, request: dict) -> Any:
+        seed = int(request["seed"])
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        if "keras" in sys.modules:
+            sys.modules["keras"].utils.set_random_seed(seed)
+        elif "tensorflow" in sys.modules:
+            sys.modules["tensorflow"].random.set_seed(seed)
+        return seed
+
+    def op_import(self, request: dict) -> Any:
+        self._module(request["module"])
+        return True
+
+    def op_call(self, request: dict) -> Any:
+        module = self._module(request["module"])
+        name = request["function"]
+        function = getattr(module, name, None)
+        if function is None or not callable(function):
+            raise _Failure(
+                "missing_function",
+                f"{request['module']}.py has no function {name}(); define it with the "
+                "signature from the submission contract (run `dlgrade new` for a skeleton)",
+            )
+        return self._invoke(function, request, f"{request['module']}.{name}")
+
+    def op_call_method(self, request: dict) -> Any:
+        target = self.codec.decode({"__handle__": request["handle"]})
+        method = getattr(target, request["method"], None)
+        if method is None or not callable(method):
+            raise _Failure(
+                "missing_function",
+                f"the {type(target).__name__} returned by your code has no method "
+                f"{request['method']}()",
+            )
+        return self._invoke(method, request, f"{type(target).__name__}.{request['method']}")
+
+    def op_export_model(self, request: dict) -> Any:
+        model = self.codec.decode({"__handle__": request["handle"]})
+        save = getattr(model, "save", None)
+        if save is None:
+            raise _Failure(
+                "wrong_type",
+                f"expected a Keras model, got a {type(model).__module__}."
+                f"{type(model).__qualname__}",
+            )
+        name = f"model-{request['handle']}-{os.getpid()}.keras"
+        try:
+            save(str(self.codec.exchange_dir / name))
+        except BaseException as exc:  # noqa: BLE001 - any failure here is the model's
+            raise _Failure(
+                "export_failed",
+                f"the model could not be saved as .keras: {type(exc).__name__}: {exc}",
+                self._student_traceback(exc),
+            )
+        return name
+
+    def op_release(self, request: dict) -> Any:
+        for handle_id in request.get("handles", []):
+            self.objects.pop(handle_id, None)
+        return True
+
+    # -- student code --------------------------------------------------------------------
+
+    def _module(self, name: Any) -> Any:
+        if not isinstance(name, str) or not set(name) <= _MODULE_NAME_CHARS:
+            raise ProtocolError(f"bad module name {name!r}")
+        if name in self.modules:
+            return self.modules[name]
+        if not (self.submission_dir / f"{name}.py").is_file():
+            raise _Failure(
+                "missing_module",
+                f"the submission has no {name}.py; add it (run `dlgrade new` for a skeleton)",
+            )
+        try:
+            module = importlib.import_module(name)
+        except SyntaxError as exc:
+            where = f"{Path(exc.filename or name).name}, line {exc.lineno}"
+            raise _Failure(
+                "syntax_error",
+                f"{name}.py does not compile: {exc.msg} ({where})",
+                "".join(traceback.format_exception_only(type(exc), exc)),
+            )
+        except SystemExit as exc:
+            raise _Failure(
+                "exit",
+                f"{name}.py called sys.exit({exc.code!r}) while being imported; "
+                "remove it (or guard it with `if __name__ == '__main__':`)",
+            )
+        except NotImplementedError as exc:
+            raise _Failure("not_implemented", str(exc) or f"{name} is not implemented yet")
+        except BaseException as exc:  # noqa: BLE001 - any failure at import is the student's
+            raise _Failure(
+                "import_error",
+                f"importing {name}.py raised {type(exc).__name__}: {exc}",
+                self._student_traceback(exc),
+            )
+        self.modules[name] = module
+        return module
+
+    def _invoke(self, function: Any, request: dict, label: str) -> Any:
+        args = self.codec.decode(request.get("args", []))
+        kwargs = self.codec.decode(request.get("kwargs", {"__dict__": {}}))
+        try:
+            result = function(*args, **kwargs)
+        except NotImplementedError as exc:
+            raise _Failure("not_implemented", str(exc) or f"{label} is not implemented yet")
+        except SystemExit as exc:
+            raise _Failure(
+                "exit",
+                f"{label}() called sys.exit({exc.code!r}); return a value instead",
+                self._student_traceback(exc),
+            )
+        except BaseException as exc:  # noqa: BLE001 - the student's exception, reported as such
+            raise _Failure(
+                "student_exception",
+                f"{label}() raised {type(exc).__name__}: {exc}",
+                self._student_traceback(exc),
+                exception_type=type(exc).__name__,
+            )
+        return result
+
+    def _student_traceback(self, exc: BaseException) -> str:
+        """The traceback with the harness's frames removed: the student sees their own lines."""
+        root = str(self.submission_dir)
+        frames = [
+            frame
+            for frame in traceback.extract_tb(exc.__traceback__)
+            if frame.filename.startswith(root)
+        ]
+        for frame in frames:
+            frame.filename = os.path.relpath(frame.filename, root)
+        lines = ["Traceback (your code, most recent call last):\n"]
+        lines += traceback.format_list(frames)
+        lines += traceback.format_exception_only(type(exc), exc)
+        return "".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    request_fd, reply_fd = int(argv[1]), int(argv[2])
+    exchange_dir = Path(argv[3])
+    submission_dir = Path.cwd().resolve()
+    sys.path.append(str(submission_dir))
+    sys.argv = ["dlgrade-worker"]
+    worker = Worker(exchange_dir, submission_dir)
+    while True:
+        try:
+            request = recv_message(request_fd)
+        except (ChannelClosed, ProtocolError):
+            return 0
+        try:
+            reply = worker.handle(request)
+        except BaseException as exc:  # noqa: BLE001 - a bug here must still be answered
+            reply = {
+                "ok": False,
+                "error": {
+                    "kind": "harness",
+                    "message": f"worker bug: {type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                },
+            }
+        try:
+            send_message(reply_fd, reply)
+        except ProtocolError as exc:
+            send_message(
+                reply_fd,
+                {"ok": False, "error": {"kind": "unencodable", "message": str(exc)}},
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
+
