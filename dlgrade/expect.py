@@ -73,6 +73,14 @@ def handle(value: Any, what: str) -> Handle:
     return value
 
 
+def sequence(value: Any, length: int, what: str) -> tuple:
+    """``value`` as a tuple of ``length`` items (a tuple or list was returned)."""
+    __tracebackhide__ = True
+    if not isinstance(value, tuple | list) or len(value) != length:
+        fail(f"{what} returned {describe(value)}; expected a tuple of {length} values")
+    return tuple(value)
+
+
 def mapping(value: Any, what: str) -> dict:
     __tracebackhide__ = True
     if not isinstance(value, dict):

@@ -8,7 +8,6 @@ collect no rubric checks (such as dlgrade's own test suite).
 from __future__ import annotations
 
 import random
-import sys
 import tempfile
 import traceback
 import zlib
@@ -278,9 +277,7 @@ def pytest_runtest_call(item: pytest.Item):
         pass
     models.set_check_seed(seed)
     if state.submission is not None:
-        state.submission.timeout = state.call_timeout or spec.timeout or DEFAULT_TIMEOUTS[
-            spec.tier
-        ]
+        state.submission.timeout = state.call_timeout or spec.timeout or DEFAULT_TIMEOUTS[spec.tier]
         state.session.start_check(seed)
     return (yield)
 

@@ -243,8 +243,7 @@ def read_npy(fh, name: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
     nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if nbytes > max_bytes:
         raise ProtocolError(
-            f"array file {name} declares {nbytes:,} bytes (shape {shape}); the cap is "
-            f"{max_bytes:,}"
+            f"array file {name} declares {nbytes:,} bytes (shape {shape}); the cap is {max_bytes:,}"
         )
     fh.seek(0)
     try:

@@ -64,8 +64,10 @@ def check(
 
     def declare(function: Callable) -> Callable:
         where = f"@check on {getattr(function, '__qualname__', function)!s}"
-        if isinstance(points, bool) or not isinstance(points, int | float) or not (
-            math.isfinite(points) and points > 0
+        if (
+            isinstance(points, bool)
+            or not isinstance(points, int | float)
+            or not (math.isfinite(points) and points > 0)
         ):
             raise RubricError(f"{where}: points must be a positive number, got {points!r}")
         if tier not in TIERS:

@@ -1,0 +1,232 @@
+"""Rubric for Activity 2.01 — the sonar MLP (Dense 300/200/100/1, 98,701 parameters).
+
+Data: the real sonar.csv when the data layer finds it (mirror or cache), otherwise a
+learnable synthetic twin of the same shape (``dlgrade.data.write_synthetic_sonar``); the
+check's output says which. Training thresholds were calibrated on the reference over seeds
+0–5 by ``benchmarks/calibrate_activity_2_01.py`` (table in docs/writing-checks.md):
+
+* 30 epochs on all 208 real rows: the best epoch's training accuracy in the history is
+  0.986–1.000 (the book: 1.0) → threshold 0.95. The last epoch alone dips to 0.94 on some
+  seeds (Adam overshoots), so "reaches" means the best epoch, not the last.
+* The history is the student's word, so the trained weights must back it: the returned
+  model classifies 0.78–1.00 of the training rows (untrained: 0.42–0.54; after 3 epochs
+  0.71–0.81) → floor 0.70, which a forged history on an untrained model does not reach.
+* hidden split (156 train / 52 held out, stratified, split seed below), 30 epochs trained
+  by the rubric itself: held-out accuracy 0.81–0.88 → threshold 0.70, which a model with
+  the wrong output activation or a far too small network does not reach (≈ 0.53).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dlgrade
+from dlgrade import data, expect, models
+
+ACTIVITY = "2.01"
+PRELOAD = ("keras",)
+
+BOOK_UNITS = [300, 200, 100, 1]
+BOOK_ACTIVATIONS = ["relu", "relu", "relu", "sigmoid"]
+BOOK_PARAMS = 98_701
+TRAIN_ACCURACY = 0.95
+TRAINED_WEIGHTS_FLOOR = 0.70
+HIDDEN_SPLIT_SEED = 7_2011
+HIDDEN_ACCURACY = 0.70
+ACCURACY_METRICS = {"accuracy", "acc", "binary_accuracy"}
+
+
+@pytest.fixture(scope="module")
+def sonar_csv(tmp_path_factory):
+    """The real sonar.csv, or a synthetic twin when the data layer cannot find it."""
+    try:
+        return data.path("sonar")
+    except dlgrade.DataError as exc:
+        print(f"real sonar data unavailable, grading on a synthetic twin: {exc}")
+        return data.write_synthetic_sonar(tmp_path_factory.mktemp("sonar") / "sonar.csv")
+
+
+def _expected(csv):
+    frame = pd.read_csv(csv)
+    return frame.drop(columns=["Class"]).to_numpy(dtype=np.float64), frame["Class"].to_numpy()
+
+
+def _load(submission, student, csv):
+    result = student.load_data(str(submission.share(csv)))
+    X, y = expect.sequence(result, 2, "load_data(path)")
+    rows = len(pd.read_csv(csv))
+    X = expect.array(X, "load_data(path)[0] (X)", shape=(rows, 60), kinds="f")
+    y = expect.array(y, "load_data(path)[1] (y)", shape=(rows, 1), kinds="iub")
+    return X, y
+
+
+@dlgrade.check(
+    points=2,
+    feedback="load_data(path) must read the CSV it is given and return X as floats of shape "
+    "(n, 60) and y as ints of shape (n, 1) in {0, 1}, encoded from the Class column "
+    "(LabelEncoder, then reshape(-1, 1)).",
+)
+def test_load_data_shapes_and_labels(submission, student, sonar_csv):
+    """load_data returns X (208, 60) floats and y (208, 1) labels matching Class."""
+    X, y = _load(submission, student, sonar_csv)
+    want_X, classes = _expected(sonar_csv)
+    if not np.allclose(X, want_X, atol=1e-5):
+        dlgrade.fail("load_data(path)[0] does not hold the 60 feature columns of the CSV in order")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1}:
+        dlgrade.fail(f"y holds the values {sorted(values)}; expected only 0 and 1")
+    for label in np.unique(classes):
+        encoded = set(y[classes == label, 0].tolist())
+        if len(encoded) != 1:
+            dlgrade.fail(f"rows with Class {label!r} got different labels {sorted(encoded)} in y")
+    if len(set(y[:, 0].tolist())) != len(np.unique(classes)):
+        dlgrade.fail("Mine and Rock rows got the same label in y")
+
+
+@dlgrade.check(
+    points=1,
+    feedback="load_data(path) must read the file at `path`, not a fixed location.",
+)
+def test_load_data_reads_the_given_path(submission, student, scratch):
+    """load_data reads the file it is given (a 50-row CSV gives 50 rows)."""
+    csv = data.write_synthetic_sonar(scratch / "other_sonar.csv", rows=50, seed=3)
+    _load(submission, student, csv)
+
+
+def _model(submission, student, **kwargs):
+    call = "build_model(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+    handle = expect.handle(student.build_model(**kwargs), call)
+    return handle, submission.load_model(handle), call
+
+
+@dlgrade.check(
+    points=3,
+    feedback="build_model() must stack Dense(300, relu) → Dense(200, relu) → Dense(100, relu) "
+    "→ Dense(1, sigmoid) on 60 inputs: 98,701 parameters.",
+)
+def test_model_architecture(submission, student):
+    """The model is Dense 300/200/100 relu + Dense 1 sigmoid with 98,701 parameters."""
+    _, model, call = _model(submission, student)
+    layers = [layer for layer in models.layers(model) if layer.class_name != "InputLayer"]
+    dense = [layer for layer in layers if layer.class_name == "Dense"]
+    got_units = [layer.units for layer in dense]
+    got_activations = [layer.activation for layer in dense]
+    total, _, _ = models.param_counts(model)
+    if got_units != BOOK_UNITS or got_activations != BOOK_ACTIVATIONS or total != BOOK_PARAMS:
+        dlgrade.fail(
+            f"{call} has {len(dense)} Dense layers {got_units} with activations "
+            f"{got_activations} and {total:,} parameters; the book's model has "
+            f"{BOOK_UNITS} with {BOOK_ACTIVATIONS} and {BOOK_PARAMS:,}"
+        )
+    extra = [layer.class_name for layer in layers if layer.class_name != "Dense"]
+    if extra:
+        dlgrade.fail(f"{call} has extra layers {extra}; the book's model has only Dense layers")
+    if tuple(model.input_shape) != (None, 60):
+        dlgrade.fail(f"{call} takes inputs of shape {model.input_shape}; expected (None, 60)")
+
+
+@dlgrade.check(
+    points=2,
+    feedback="compile the model with optimizer='adam', loss='binary_crossentropy' and "
+    "metrics=['accuracy'].",
+)
+def test_model_compile_settings(submission, student):
+    """The model is compiled with adam, binary cross-entropy and accuracy."""
+    _, model, call = _model(submission, student)
+    settings = models.compile_settings(model)
+    if settings.optimizer != "adam":
+        dlgrade.fail(f"{call} is compiled with optimizer {settings.optimizer!r}; expected adam")
+    if settings.loss != "binary_crossentropy":
+        dlgrade.fail(
+            f"{call} is compiled with loss {settings.loss!r}; expected binary_crossentropy"
+        )
+    if not ACCURACY_METRICS & set(settings.metrics):
+        dlgrade.fail(f"{call} tracks metrics {list(settings.metrics)}; expected accuracy")
+
+
+@dlgrade.check(
+    points=1,
+    feedback="build_model(input_dim=n) must size the input layer from `input_dim` "
+    "(keras.Input(shape=(input_dim,))).",
+)
+def test_model_input_dim_is_honoured(submission, student):
+    """build_model(input_dim=30) takes 30 inputs (89,701 parameters)."""
+    _, model, call = _model(submission, student, input_dim=30)
+    total, _, _ = models.param_counts(model)
+    if tuple(model.input_shape) != (None, 30) or total != 89_701:
+        dlgrade.fail(
+            f"{call} takes inputs of shape {model.input_shape} with {total:,} parameters; "
+            "expected (None, 30) and 89,701"
+        )
+
+
+@dlgrade.check(
+    points=4,
+    tier="standard",
+    feedback="train(model, X, y, epochs=30) must fit the model for `epochs` epochs and return "
+    "history.history; the book's model reaches training accuracy 1.0 in 30 epochs.",
+)
+def test_training_reaches_book_accuracy(submission, student, sonar_csv):
+    """30 epochs of train() reach training accuracy ≥ 0.95, backed by the trained weights."""
+    X, y = _load(submission, student, sonar_csv)
+    handle, _, _ = _model(submission, student)
+    history = expect.mapping(
+        student.train(handle, X, y, epochs=30), "train(model, X, y, epochs=30)"
+    )
+    curve = [k for k in history if k in ACCURACY_METRICS]
+    if not curve:
+        dlgrade.fail(f"train() returned a history with keys {sorted(history)}; expected 'accuracy'")
+    values = history[curve[0]]
+    if not isinstance(values, list) or len(values) != 30:
+        dlgrade.fail(
+            f"history[{curve[0]!r}] is {expect.describe(values)}; expected a list with one "
+            "value per epoch (30)"
+        )
+    best = max(expect.scalar(v, f"history[{curve[0]!r}]") for v in values)
+    if best < TRAIN_ACCURACY:
+        dlgrade.fail(
+            f"the best training accuracy over 30 epochs is {best:.3f}; the book's model "
+            f"reaches 1.0 (threshold {TRAIN_ACCURACY})"
+        )
+    # The history is the student's word; the trained weights are evidence.
+    trained = submission.load_model(handle)
+    accuracy = float(np.mean((trained.predict(X, verbose=0) > 0.5).astype(int) == y))
+    if accuracy < TRAINED_WEIGHTS_FLOOR:
+        dlgrade.fail(
+            f"train() reports accuracy {best:.3f}, but the model it trained classifies only "
+            f"{accuracy:.3f} of the training rows correctly; train the model you are given "
+            "and return its real history"
+        )
+
+
+@dlgrade.check(
+    points=3,
+    tier="standard",
+    visibility="hidden",
+    feedback="the architecture from build_model() must learn to generalise: check the layer "
+    "sizes, the activations (relu hidden, sigmoid output) and the loss.",
+)
+def test_architecture_generalises_on_a_hidden_split(submission, student, sonar_csv):
+    """The submitted architecture, trained by the grader, beats 0.70 on unseen rows."""
+    handle, model, _ = _model(submission, student)
+    accuracy = hidden_split_accuracy(model, sonar_csv)
+    if accuracy < HIDDEN_ACCURACY:
+        dlgrade.fail(
+            f"trained by the grader on a split you have not seen, your architecture scores "
+            f"{accuracy:.3f} on held-out rows; the book's reaches 0.81–0.88 (threshold "
+            f"{HIDDEN_ACCURACY})"
+        )
+
+
+def hidden_split_accuracy(model, csv, split_seed=HIDDEN_SPLIT_SEED, epochs=30) -> float:
+    """Train ``model`` (trusted copy) on a stratified 75 % and score the other 25 %."""
+    X, classes = _expected(csv)
+    y = (classes == np.unique(classes)[0]).astype(np.float32).reshape(-1, 1)
+    rng = np.random.default_rng(split_seed)
+    test = np.zeros(len(y), dtype=bool)
+    for label in (0.0, 1.0):
+        rows = np.flatnonzero(y[:, 0] == label)
+        test[rng.choice(rows, size=len(rows) // 4, replace=False)] = True
+    model.fit(X[~test], y[~test], epochs=epochs, verbose=0)
+    predicted = (model.predict(X[test], verbose=0) > 0.5).astype(np.float32)
+    return float(np.mean(predicted == y[test]))

@@ -1,0 +1,26 @@
+"""The reference solutions and the example submission score 100 %."""
+
+import shutil
+
+import pytest
+
+from tests.conftest import REFERENCE, REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("tier", ["quick", "standard"])
+def test_reference_scores_full_marks(grade, tmp_path, tier):
+    submission = tmp_path / "reference"
+    shutil.copytree(REFERENCE, submission)
+    graded = grade(submission, ("1.01", "2.01"), tier)
+    assert graded.grade["score"] == graded.grade["max_score"] > 0, graded.outcomes
+    assert {c["tier"] for c in graded.grade["checks"]} == (
+        {"quick"} if tier == "quick" else {"quick", "standard"}
+    )
+    graded.run.assert_outcomes(passed=len(graded.grade["checks"]))
+
+
+def test_example_submission_scores_full_marks_at_quick_tier(grade):
+    graded = grade(REPO / "submissions" / "example", ("1.01", "2.01"), "quick")
+    assert graded.grade["score"] == graded.grade["max_score"] > 0, graded.outcomes
