@@ -12,6 +12,7 @@ Student code and rubrics use the same entry point: ``dlgrade.data.path("sonar")`
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -147,8 +148,13 @@ def _download(entry: Dataset, spec: DataFile, searched: list[str]) -> Path:
     for url in spec.urls:
         fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         try:
+            limit = 2 * spec.size if spec.size else None
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+                written = 0
                 while chunk := response.read(1 << 20):
+                    written += len(chunk)
+                    if limit is not None and written > limit:
+                        raise OSError(f"more than {limit:,} bytes; expected {spec.size:,}")
                     out.write(chunk)
             got = sha256_of(Path(partial))
             if spec.sha256 is not None and got != spec.sha256:
@@ -157,7 +163,7 @@ def _download(entry: Dataset, spec: DataFile, searched: list[str]) -> Path:
             os.chmod(partial, 0o644)
             os.replace(partial, target)  # atomic: a file at `target` is always complete
             return target
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
         finally:
             Path(partial).unlink(missing_ok=True)
@@ -168,7 +174,7 @@ def _download(entry: Dataset, spec: DataFile, searched: list[str]) -> Path:
 
 
 def write_synthetic_sonar(file: Path, rows: int = 208, seed: int = 0) -> Path:
-    """A learnable sonar-shaped CSV: 60 band energies in [0, 1], Class ``M`` or ``R``.
+    """A learnable sonar-shaped CSV: 60 band energies in [0, 1], Class ``Mine`` or ``Rock``.
 
     Mines and rocks differ in the mean of a few bands (as in the real data, where the
     classes differ mostly in mid-frequency energy), plus noise: an MLP learns it easily.

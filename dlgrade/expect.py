@@ -92,7 +92,7 @@ def close(got: float, want: float, tolerance: float, what: str) -> None:
     """``|got - want| <= tolerance``, with a message naming both values."""
     __tracebackhide__ = True
     if not abs(got - want) <= tolerance:
-        fail(f"{what} is {got:.6g}; expected {want:.6g} (± {tolerance:g})")
+        fail(f"{what} returned {got:.6g}; expected {want:.6g} (± {tolerance:g})")
 
 
 def _kinds(kinds: str) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import select
+import stat
 import struct
 import time
 from dataclasses import dataclass
@@ -22,8 +23,12 @@ import numpy as np
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_ARRAY_BYTES = 1024 * 1024 * 1024
+MAX_DEPTH = 64
 _HEADER = struct.Struct("!I")
-_NPY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.npy$")
+#: written by the worker on its stdout after each request's output (see OutputCapture)
+OUTPUT_MARK = re.compile(rb"\x00\x01dlgrade-sync:(\d{1,12})\x01\x00")
+_MARK_START = b"\x00\x01"
+_NPY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\.npy")
 
 
 class ProtocolError(Exception):
@@ -52,6 +57,22 @@ class Handle:
 
     def __repr__(self) -> str:
         return f"<handle #{self.id} to a {self.type_name}>"
+
+
+def output_mark(number: int) -> bytes:
+    return b"\x00\x01dlgrade-sync:%d\x01\x00" % number
+
+
+def split_output_marks(data: bytes) -> tuple[bytes, int | None, bytes]:
+    """(output without marks, highest mark seen or None, unfinished tail to keep)."""
+    highest = None
+    for match in OUTPUT_MARK.finditer(data):
+        highest = int(match.group(1))
+    clean = OUTPUT_MARK.sub(b"", data)
+    start = clean.rfind(_MARK_START, max(0, len(clean) - 32))
+    if start >= 0:
+        return clean[:start], highest, clean[start:]
+    return clean, highest, b""
 
 
 # -- framing -----------------------------------------------------------------------------
@@ -96,6 +117,8 @@ def recv_message(fd: int, deadline: float | None = None) -> dict:
         message = json.loads(_read_exactly(fd, size, deadline))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"message is not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("message is nested too deeply") from None
     if not isinstance(message, dict):
         raise ProtocolError("message is not a JSON object")
     return message
@@ -121,6 +144,13 @@ class Codec:
     # encoding
 
     def encode(self, value: Any) -> Any:
+        # numpy scalars first: np.float64 is also a float and would lose its dtype.
+        if isinstance(value, np.generic):
+            if value.dtype.hasobject:
+                return self._as_handle(value)
+            if value.dtype.kind in "biu" or (value.dtype.kind == "f" and value.itemsize <= 8):
+                return {"__npscalar__": value.item(), "dtype": value.dtype.str}
+            return self._encode_array(np.asarray(value))  # complex, datetime, bytes...
         if value is None or isinstance(value, bool | int | float | str):
             return value
         if isinstance(value, Handle):
@@ -129,10 +159,6 @@ class Codec:
             return os.fspath(value)
         if isinstance(value, np.ndarray):
             return self._encode_array(value)
-        if isinstance(value, np.generic):
-            if value.dtype.hasobject:
-                return self._as_handle(value)
-            return {"__npscalar__": value.item(), "dtype": value.dtype.str}
         if isinstance(value, list):
             return [self.encode(v) for v in value]
         if isinstance(value, tuple):
@@ -165,61 +191,62 @@ class Codec:
 
     # decoding
 
-    def decode(self, value: Any) -> Any:
+    def decode(self, value: Any, depth: int = 0) -> Any:
         if value is None or isinstance(value, bool | int | float | str):
             return value
+        if depth > MAX_DEPTH:
+            raise ProtocolError(f"value nested deeper than {MAX_DEPTH} levels")
+        depth += 1
         if isinstance(value, list):
-            return [self.decode(v) for v in value]
-        if not isinstance(value, dict) or len(value) not in (1, 2, 3):
+            return [self.decode(v, depth) for v in value]
+        if not isinstance(value, dict):
             raise ProtocolError(f"unexpected value in message: {type(value).__name__}")
-        if "__tuple__" in value:
-            return tuple(self.decode(v) for v in _expect_list(value["__tuple__"]))
-        if "__dict__" in value:
+        keys = frozenset(value)
+        if keys == {"__tuple__"}:
+            return tuple(self.decode(v, depth) for v in _expect_list(value["__tuple__"]))
+        if keys == {"__dict__"}:
             inner = value["__dict__"]
             if not isinstance(inner, dict):
                 raise ProtocolError("__dict__ must hold an object")
-            return {k: self.decode(v) for k, v in inner.items()}
-        if "__pairs__" in value:
-            pairs = _expect_list(value["__pairs__"])
+            return {k: self.decode(v, depth) for k, v in inner.items()}
+        if keys == {"__pairs__"}:
             out = {}
-            for pair in pairs:
+            for pair in _expect_list(value["__pairs__"]):
                 if not isinstance(pair, list) or len(pair) != 2:
                     raise ProtocolError("__pairs__ must hold [key, value] pairs")
-                key = self.decode(pair[0])
+                key = self.decode(pair[0], depth)
                 try:
-                    out[key] = self.decode(pair[1])
+                    out[key] = self.decode(pair[1], depth)
                 except TypeError:
                     raise ProtocolError("dictionary key is not hashable") from None
             return out
-        if "__npscalar__" in value:
-            try:
-                dtype = np.dtype(str(value.get("dtype")))
-            except TypeError:
-                raise ProtocolError("bad numpy scalar dtype") from None
-            if dtype.hasobject:
-                raise ProtocolError("object scalars do not cross the boundary")
-            return dtype.type(value["__npscalar__"])
-        if "__ndarray__" in value:
+        if keys == {"__npscalar__", "dtype"}:
+            return _decode_scalar(value)
+        if keys == {"__ndarray__"}:
             return self._read_array(value["__ndarray__"])
-        if "__handle__" in value:
+        if keys in ({"__handle__"}, {"__handle__", "type"}):
+            if type(value["__handle__"]) is not int:
+                raise ProtocolError("handle id must be an integer")
             return self._decode_handle(value)
         raise ProtocolError(f"unknown tag in message: {sorted(value)}")
 
     def _decode_handle(self, value: dict) -> Any:
-        handle_id = value["__handle__"]
-        if not isinstance(handle_id, int):
-            raise ProtocolError("handle id must be an integer")
-        return Handle(handle_id, str(value.get("type", "object"))[:200], self.generation)
+        return Handle(value["__handle__"], str(value.get("type", "object"))[:200], self.generation)
 
     def _read_array(self, name: Any) -> np.ndarray:
-        if not isinstance(name, str) or not _NPY_NAME.match(name):
+        if not isinstance(name, str) or not _NPY_NAME.fullmatch(name):
             raise ProtocolError(f"bad array file name {name!r}")
         path = self.exchange_dir / name
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: a FIFO planted under this name must not block the trusted side.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
+            path.unlink(missing_ok=True)
             raise ProtocolError(f"array file {name} cannot be opened: {exc.strerror}") from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise ProtocolError(f"array file {name} is not a regular file")
             with os.fdopen(fd, "rb") as fh:
                 return read_npy(fh, name)
         finally:
@@ -250,6 +277,24 @@ def read_npy(fh, name: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
         return np.load(fh, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ProtocolError(f"array file {name} is truncated or corrupt: {exc}") from None
+
+
+def _decode_scalar(value: dict) -> np.generic:
+    try:
+        dtype = np.dtype(str(value["dtype"]))
+    except TypeError:
+        raise ProtocolError("bad numpy scalar dtype") from None
+    payload = value["__npscalar__"]
+    if dtype.kind not in "biuf" or not isinstance(payload, bool | int | float):
+        raise ProtocolError(f"a numpy scalar of dtype {dtype} cannot hold {payload!r:.40}")
+    try:
+        with np.errstate(over="raise"):
+            scalar = dtype.type(payload)
+    except (ValueError, OverflowError, FloatingPointError, TypeError):
+        raise ProtocolError(f"{payload!r:.40} does not fit numpy dtype {dtype}") from None
+    if dtype.kind in "iu" and int(scalar) != payload:
+        raise ProtocolError(f"{payload!r:.40} does not fit numpy dtype {dtype}")
+    return scalar
 
 
 def _expect_list(value: Any) -> list:

@@ -35,6 +35,7 @@ from dlgrade.protocol import (
     ProtocolError,
     recv_message,
     send_message,
+    split_output_marks,
 )
 
 #: Environment variables a worker may inherit; everything else is dropped.
@@ -84,18 +85,25 @@ class OutputCapture:
         self._window = bytearray()
         self._window_total = 0
         self.flooded = False
+        self._marked = 0
+        self._marked_event = threading.Condition(self._lock)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed by the reader thread
         self._log_left = log_keep
         self._thread = threading.Thread(target=self._drain, name="dlgrade-output", daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
+        tail = b""
         try:
             while True:
                 chunk = os.read(self._fd, 65536)
                 if not chunk:
                     break
+                chunk, mark, tail = split_output_marks(tail + chunk)
                 with self._lock:
+                    if mark is not None:
+                        self._marked = max(self._marked, mark)
+                        self._marked_event.notify_all()
                     self._window_total += len(chunk)
                     room = self._keep - len(self._window)
                     if room > 0:
@@ -108,6 +116,14 @@ class OutputCapture:
         finally:
             os.close(self._fd)
             self._log.close()
+            with self._lock:
+                self._marked = 2**62  # nothing more will come
+                self._marked_event.notify_all()
+
+    def wait_for_mark(self, number: int, timeout: float = 1.0) -> None:
+        """Wait until the output printed before reply ``number`` has been read."""
+        with self._lock:
+            self._marked_event.wait_for(lambda: self._marked >= number, timeout)
 
     def start_window(self) -> None:
         with self._lock:
@@ -172,6 +188,7 @@ class _WorkerProcess:
             flood=session.limits.output_limit_bytes,
         )
         self.pending = 0  # replies owed for requests sent without waiting (preload)
+        self.sent = 0  # requests sent; the worker marks its output after each
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -261,6 +278,7 @@ class WorkerSession:
         self.start_seconds += time.monotonic() - began
         if self.preload:
             send_message(self._proc.req_w, {"op": "preload", "modules": list(self.preload)})
+            self._proc.sent += 1
             self._proc.pending += 1
 
     def close(self) -> None:
@@ -363,9 +381,11 @@ class WorkerSession:
                 self._answer(proc, self.limits.import_timeout, "loading TensorFlow")
                 proc.pending -= 1
             send_message(proc.req_w, request)
+            proc.sent += 1
         except OSError:  # broken pipe: the worker is gone
             self._died(proc, label)
         reply = self._answer(proc, timeout, label)
+        proc.output.wait_for_mark(proc.sent)
         if reply.get("ok") is True:
             try:
                 return self._codec.decode(reply.get("value"))

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from dlgrade.protocol import ChannelClosed, Codec, ProtocolError, recv_message, send_message
+from dlgrade.protocol import (
+    ChannelClosed,
+    Codec,
+    ProtocolError,
+    output_mark,
+    recv_message,
+    send_message,
+)
 
 _MODULE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
@@ -235,6 +242,23 @@ class Worker:
         return "".join(lines)
 
 
+def _mark_output(served: int) -> None:
+    """Flush the student's output and mark where this request's output ends.
+
+    The trusted side waits for the mark before it reads a check's output, so nothing
+    printed before a reply is lost in the pipe.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - the student may have replaced or closed it
+            pass
+    try:
+        os.write(1, output_mark(served))
+    except OSError:
+        pass
+
+
 def main(argv: list[str]) -> int:
     request_fd, reply_fd = int(argv[1]), int(argv[2])
     exchange_dir = Path(argv[3])
@@ -242,11 +266,13 @@ def main(argv: list[str]) -> int:
     sys.path.append(str(submission_dir))
     sys.argv = ["dlgrade-worker"]
     worker = Worker(exchange_dir, submission_dir)
+    served = 0
     while True:
         try:
             request = recv_message(request_fd)
         except (ChannelClosed, ProtocolError):
             return 0
+        served += 1
         try:
             reply = worker.handle(request)
         except BaseException as exc:  # noqa: BLE001 - a bug here must still be answered
@@ -258,6 +284,7 @@ def main(argv: list[str]) -> int:
                     "traceback": traceback.format_exc(),
                 },
             }
+        _mark_output(served)
         try:
             send_message(reply_fd, reply)
         except ProtocolError as exc:

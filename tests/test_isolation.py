@@ -1,0 +1,39 @@
+"""Student code runs in the worker only: it cannot reach the rubric or rig its grade."""
+
+
+def test_a_submission_that_patches_the_grader_cannot_change_its_score(grade, broken, tmp_path):
+    attack = broken("attacks/isolation")
+    graded = grade(attack, ("1.01",), "quick", "--no-preload", "--call-timeout", "10")
+    loss = graded.check("loss_fn_at_known_points")
+    # Its loss_fn forgets abs(): an honest grader fails it, whatever the module patched.
+    assert loss["outcome"] == "fail" and loss["points"] == 0, loss
+    assert "loss_fn(0.0, (1.0, 0.0, -4.0)) returned -4; expected 4" in loss["feedback"]
+    # solve() hard-codes 5.0: the hidden check on other quadratics catches it.
+    assert graded.check("other_perfect_squares")["outcome"] == "fail"
+    assert graded.grade["score"] < graded.grade["max_score"]
+    # The patches ran (the module printed its loot count) but only inside the worker.
+    assert "attack loot" in graded.check("solve_with_book_defaults")["stdout"]
+    # The forged grade file landed in the worker's scratch copy, not in the submission,
+    # and the grade the trusted side wrote is its own.
+    assert not (attack / "grade.json").exists()
+    assert graded.grade["score"] != 100
+
+
+def test_the_worker_gets_a_scrubbed_environment(monkeypatch, tmp_path):
+    from dlgrade.sandbox import WorkerSession
+
+    monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
+    monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "activity_1_01.py").write_text(
+        "import os\n\ndef env():\n    return dict(os.environ)\n"
+    )
+    session = WorkerSession(tmp_path / "sub")
+    try:
+        env = session.call("activity_1_01", "env")
+    finally:
+        session.close()
+    assert "GITHUB_TOKEN" not in env
+    assert env["DLGRADE_DATA_DIR"] == str(tmp_path)
+    assert env["HOME"].startswith(str(session.root))
+    assert not any("PYTEST" in key for key in env)

@@ -1,0 +1,106 @@
+"""Every check kills at least one mutant: a copy of the reference with one deliberate mistake.
+
+A mutant is a small file under tests/mutants/: which checks it must fail (`# kills:`), then
+the reference lines it replaces (`---`) and their replacement (`+++`). Keeping mutants as
+edits of the reference means they follow the reference when it changes, and a reviewer
+sees the one mistake at a glance.
+"""
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MUTANTS, REFERENCE, rubric_file
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    activity: str
+    kills: tuple[str, ...]
+    before: str
+    after: str
+
+    @classmethod
+    def parse(cls, path: Path) -> "Mutant":
+        text = path.read_text()
+        header, _, rest = text.partition("---\n")
+        before, _, after = rest.partition("+++\n")
+        kills = next(
+            line.split(":", 1)[1] for line in header.splitlines() if line.startswith("# kills:")
+        )
+        return cls(
+            name=path.stem,
+            activity=path.stem.split("-", 1)[0],
+            kills=tuple(k.strip() for k in kills.split(",")),
+            before=before,
+            after=after,
+        )
+
+    def write(self, folder: Path) -> Path:
+        """The reference for this activity with the one edit applied, in ``folder``."""
+        module = f"activity_{self.activity.replace('.', '_')}.py"
+        source = (REFERENCE / module).read_text()
+        assert source.count(self.before) == 1, f"{self.name}: the lines to replace must occur once"
+        folder.mkdir()
+        (folder / module).write_text(source.replace(self.before, self.after))
+        return folder
+
+
+MUTANT_FILES = sorted(MUTANTS.glob("*.mutant"))
+
+
+def rubric_checks(activity: str) -> dict[str, str]:
+    """check name → tier, read from the rubric's source (decorator keywords)."""
+    tree = ast.parse(rubric_file(activity).read_text())
+    checks = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            tier = "quick"
+            for decorator in node.decorator_list:
+                for keyword in getattr(decorator, "keywords", []):
+                    if keyword.arg == "tier":
+                        tier = keyword.value.value
+            checks[node.name.removeprefix("test_")] = tier
+    return checks
+
+
+@pytest.mark.parametrize("path", MUTANT_FILES, ids=[p.stem for p in MUTANT_FILES])
+def test_mutant_is_killed_by_the_checks_it_names(grade, tmp_path, path):
+    mutant = Mutant.parse(path)
+    checks = rubric_checks(mutant.activity)
+    assert set(mutant.kills) <= set(checks), f"unknown checks in {path.name}"
+    tier = "standard" if any(checks[k] == "standard" for k in mutant.kills) else "quick"
+    selection = " or ".join(mutant.kills)
+    graded = grade(mutant.write(tmp_path / "mutant"), (mutant.activity,), tier, "-k", selection)
+    for name in mutant.kills:
+        result = graded.check(name)
+        assert result["outcome"] != "pass", f"{mutant.name} survived {name}"
+        assert result["reason"] not in ("rubric_error", "harness_error"), result["feedback"]
+
+
+@pytest.mark.parametrize("activity", ["1.01", "2.01"])
+def test_every_check_has_a_mutant(activity):
+    killed = {
+        name
+        for path in MUTANT_FILES
+        for name in Mutant.parse(path).kills
+        if Mutant.parse(path).activity == activity
+    }
+    assert set(rubric_checks(activity)) <= killed, set(rubric_checks(activity)) - killed
+
+
+def test_mutant_files_apply_to_the_current_reference(tmp_path):
+    for index, path in enumerate(MUTANT_FILES):
+        Mutant.parse(path).write(tmp_path / str(index))
+
+
+def test_a_mutant_that_no_longer_applies_is_reported(tmp_path):
+    stale = tmp_path / "1.01-stale.mutant"
+    stale.write_text("# kills: start_is_honoured\n---\n    no such line\n+++\n    x\n")
+    with pytest.raises(AssertionError, match="must occur once"):
+        Mutant.parse(stale).write(tmp_path / "out")
