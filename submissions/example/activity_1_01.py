@@ -18,7 +18,7 @@ def solve(coefficients=(1.0, -10.0, 25.0), *, learning_rate=0.01, iterations=10_
         with tf.GradientTape() as tape:
             value = loss_fn(x, coefficients)
         gradient = tape.gradient(value, [x])
-        adam.apply_gradients(zip(gradient, [x]))
+        adam.apply_gradients(zip(gradient, [x], strict=True))
 
     for _ in range(iterations):
         one_step()

@@ -1,0 +1,164 @@
+"""The worker session: calls, handles, limits, restarts — without a pytest session around it."""
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlgrade.errors import CallTimeout, SubmissionError, WorkerCrashed
+from dlgrade.protocol import Handle
+from dlgrade.sandbox import Limits, WorkerSession
+
+MODULE = """
+import os, subprocess, sys, time
+
+
+class Counter:
+    def __init__(self, start):
+        self.value = start
+
+    def add(self, n):
+        self.value += n
+        return self.value
+
+
+def make(start):
+    return Counter(start)
+
+
+def read(counter):
+    return counter.value
+
+
+def echo(value):
+    return value
+
+
+def shout(text):
+    print(text)
+    print("to stderr", file=sys.stderr)
+    return len(text)
+
+
+def spawn_and_hang(pidfile):
+    child = subprocess.Popen(["sleep", "120"])
+    with open(pidfile, "w") as fh:
+        fh.write(str(child.pid))
+    while True:
+        time.sleep(0.1)
+
+
+def die():
+    os._exit(7)
+
+
+def model_with_lambda():
+    import keras
+    inputs = keras.Input(shape=(2,))
+    outputs = keras.layers.Lambda(lambda t: t * 2)(inputs)
+    return keras.Model(inputs, outputs)
+"""
+
+
+@pytest.fixture
+def session(tmp_path: Path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "tool.py").write_text(MODULE)
+    worker = WorkerSession(folder, Limits(call_timeout=10))
+    yield worker
+    worker.close()
+
+
+def test_values_cross_as_data_and_objects_stay_behind_handles(session):
+    assert session.call("tool", "echo", ({"a": (1, 2.5, None)},)) == {"a": (1, 2.5, None)}
+    counter = session.call("tool", "make", (3,))
+    assert isinstance(counter, Handle) and counter.type_name == "tool.Counter"
+    assert session.call_method(counter, "add", (4,)) == 7
+    assert session.call("tool", "read", (counter,)) == 7
+
+
+def test_a_large_array_round_trips_exactly(session):
+    images = np.random.default_rng(0).integers(0, 256, size=(60_000, 28, 28), dtype=np.uint8)
+    back = session.call("tool", "echo", (images,))
+    assert back.dtype == np.uint8 and np.array_equal(back, images)
+    assert list(session.exchange_dir.glob("*.npy")) == []  # consumed on both sides
+
+
+def test_printed_output_is_captured_per_check(session):
+    session.start_check(seed=1)
+    assert session.call("tool", "shout", ("hello",)) == 5
+    output = session.check_output()
+    assert "hello" in output and "to stderr" in output
+    session.start_check(seed=2)
+    assert session.check_output() == ""
+
+
+def test_a_timeout_kills_the_whole_process_group_and_the_next_call_works(session, tmp_path):
+    pidfile = session.scratch_dir / "child.pid"
+    with pytest.raises(CallTimeout, match="did not finish within 2 s"):
+        session.call("tool", "spawn_and_hang", (str(pidfile),), timeout=2)
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the student's child process survived the timeout"
+    assert session.call("tool", "echo", (1,)) == 1
+    assert session.starts == 2
+
+
+def test_a_dead_worker_is_reported_and_its_handles_go_stale(session):
+    counter = session.call("tool", "make", (1,))
+    with pytest.raises(WorkerCrashed, match="exited with code 7") as excinfo:
+        session.call("tool", "die")
+    assert excinfo.value.reason == "worker_died"
+    with pytest.raises(WorkerCrashed) as stale:
+        session.call_method(counter, "add", (1,))
+    assert stale.value.reason == "stale_handle"
+
+
+def test_exporting_something_that_is_not_a_model_is_the_students_error(session):
+    counter = session.call("tool", "make", (1,))
+    with pytest.raises(SubmissionError, match="expected a Keras model") as excinfo:
+        session.export_model(counter)
+    assert excinfo.value.reason == "wrong_type"
+
+
+def test_symlinks_in_the_submission_are_not_followed(tmp_path):
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("answer key")
+    (folder / "activity_1_01.py").write_text("x = 1\n")
+    (folder / "key.txt").symlink_to(secret)
+    worker = WorkerSession(folder)
+    try:
+        assert (worker.scratch_dir / "activity_1_01.py").exists()
+        assert not (worker.scratch_dir / "key.txt").exists()
+    finally:
+        worker.close()
+
+
+@pytest.mark.slow
+def test_a_model_with_a_lambda_layer_is_refused_on_the_trusted_side(session):
+    from dlgrade import models
+
+    handle = session.call("tool", "model_with_lambda", timeout=120)
+    path = session.export_model(handle)
+    with pytest.raises(SubmissionError, match="Lambda layer") as excinfo:
+        models.load(path)
+    assert excinfo.value.reason == "unsafe_model"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by init) counts as dead.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
