@@ -3,17 +3,20 @@
 Data: the real sonar.csv when the data layer finds it (mirror or cache), otherwise a
 learnable synthetic twin of the same shape (``dlgrade.data.write_synthetic_sonar``); the
 check's output says which. Training thresholds were calibrated on the reference over seeds
-0–5 by ``benchmarks/calibrate_activity_2_01.py`` (table in docs/writing-checks.md):
+0–9 by ``benchmarks/calibrate_activity_2_01.py`` (table in docs/writing-checks.md); on the
+synthetic twin the reference scores 1.000 on every measure below (seeds 0–4).
 
 * 30 epochs on all 208 real rows: the best epoch's training accuracy in the history is
   0.986–1.000 (the book: 1.0) → threshold 0.95. The last epoch alone dips to 0.94 on some
   seeds (Adam overshoots), so "reaches" means the best epoch, not the last.
 * The history is the student's word, so the trained weights must back it: the returned
-  model classifies 0.78–1.00 of the training rows (untrained: 0.42–0.54; after 3 epochs
-  0.71–0.81) → floor 0.70, which a forged history on an untrained model does not reach.
+  model classifies 0.938–1.000 of the training rows (0.779 once in a worker run, where
+  Adam's last step overshot; untrained: 0.42–0.54; after 3 epochs 0.71–0.81) → floor
+  0.70, which a forged history on an untrained model does not reach.
 * hidden split (156 train / 52 held out, stratified, split seed below), 30 epochs trained
-  by the rubric itself: held-out accuracy 0.81–0.88 → threshold 0.70, which a model with
-  the wrong output activation or a far too small network does not reach (≈ 0.53).
+  by the rubric itself: held-out accuracy 0.843–0.882 → threshold 0.70. It catches what
+  the structure checks cannot see, e.g. "adam" with a learning rate of 1e-6: 0.43–0.61
+  over seeds 0–7.
 """
 
 import numpy as np
@@ -213,7 +216,7 @@ def test_architecture_generalises_on_a_hidden_split(submission, student, sonar_c
     if accuracy < HIDDEN_ACCURACY:
         dlgrade.fail(
             f"trained by the grader on a split you have not seen, your architecture scores "
-            f"{accuracy:.3f} on held-out rows; the book's reaches 0.81–0.88 (threshold "
+            f"{accuracy:.3f} on held-out rows; the book's reaches 0.84–0.88 (threshold "
             f"{HIDDEN_ACCURACY})"
         )
 
