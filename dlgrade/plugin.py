@@ -373,6 +373,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if not state.active:
         return
     console.summary(terminalreporter, state.score(), live=state.live)
+    if state.session is not None:
+        console.worker_line(terminalreporter, state.session)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:

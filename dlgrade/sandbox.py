@@ -241,7 +241,9 @@ class WorkerSession:
         copy_submission(self.submission_dir, self.scratch_dir)
         self.generation = 0
         self.starts = 0
-        self.start_seconds = 0.0
+        self.start_seconds = 0.0  # spawning workers until they answer
+        self.preload_seconds = 0.0  # importing PRELOAD modules, as the worker timed it
+        self.preload_wait_seconds = 0.0  # of which the trusted side spent waiting
         self._proc: _WorkerProcess | None = None
         self._codec = Codec(self.exchange_dir, side="r")
 
@@ -378,8 +380,13 @@ class WorkerSession:
         proc = self._proc
         try:
             while proc.pending:
-                self._answer(proc, self.limits.import_timeout, "loading TensorFlow")
+                began = time.monotonic()
+                reply = self._answer(proc, self.limits.import_timeout, "loading TensorFlow")
                 proc.pending -= 1
+                self.preload_wait_seconds += time.monotonic() - began
+                seconds = (reply.get("value") or {}).get("__dict__", {}).get("seconds")
+                if isinstance(seconds, int | float):  # the worker's own word: statistics only
+                    self.preload_seconds += float(seconds)
             send_message(proc.req_w, request)
             proc.sent += 1
         except OSError:  # broken pipe: the worker is gone

@@ -12,6 +12,7 @@ import importlib
 import os
 import random
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ class Worker:
 
     def op_preload(self, request: dict) -> Any:
         """Import heavy libraries (TensorFlow) before the first check needs them."""
+        began = time.monotonic()
         loaded = []
         for name in request.get("modules", []):
             try:
@@ -102,7 +104,7 @@ class Worker:
                 loaded.append(name)
             except Exception:  # the submission's own import will report it properly
                 pass
-        return loaded
+        return {"loaded": loaded, "seconds": round(time.monotonic() - began, 3)}
 
     def op_seed(self, request: dict) -> Any:
         seed = int(request["seed"])

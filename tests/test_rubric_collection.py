@@ -69,7 +69,10 @@ def test_a_bad_declaration_is_a_collection_error_naming_the_rubric(pytester, rub
 def test_a_malformed_rubric_fails_collection_with_file_and_problem(
     pytester, rubric_dir, body, name, message
 ):
-    body += "\nimport dlgrade\n\n@dlgrade.check(points=1, feedback='f')\ndef test_ok(student):\n    pass\n"
+    body += (
+        "\nimport dlgrade\n\n"
+        "@dlgrade.check(points=1, feedback='f')\ndef test_ok(student):\n    pass\n"
+    )
     path = write(rubric_dir, body, name)
     result = pytester.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -67,6 +67,15 @@ def summary(terminalreporter, score: Score, *, live: bool) -> None:
         )
 
 
+def worker_line(terminalreporter, session) -> None:
+    """Where the time went outside the checks: starting workers and preloading TensorFlow."""
+    terminalreporter.write_line(
+        f"worker: {session.starts} start(s) in {session.start_seconds:.1f} s; preload "
+        f"{session.preload_seconds:.1f} s, of which {session.preload_wait_seconds:.1f} s "
+        "held up a check"
+    )
+
+
 class Progress:
     """Live lines for `dlgrade check`: one per finished check, a ticking line while one runs."""
 
