@@ -114,6 +114,8 @@ def pytest_configure(config: pytest.Config) -> None:
         preload_enabled=not config.getoption("no_preload"),
         live=config.getoption("dlgrade_live"),
     )
+    if config.getoption("dlgrade_live"):
+        config.stash[STATE].progress = console.Progress(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -205,7 +207,6 @@ def _start(state: GradingState, config: pytest.Config) -> None:
     if preload:
         models.preload()  # the rubric's own (trusted) Keras loads beside the worker's
     if state.live:
-        state.progress = console.Progress(config.get_terminal_writer())
         config.get_terminal_writer().line(
             console.header(state.submission_path, state.tier, state.seed)
         )
@@ -216,6 +217,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None and state.session is not None:
         state.session.close()
         state.session = None
+    if state is not None and state.progress is not None:
+        state.progress.close()
 
 
 # -- fixtures ----------------------------------------------------------------------------

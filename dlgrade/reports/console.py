@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -77,14 +78,24 @@ def worker_line(terminalreporter, session) -> None:
 
 
 class Progress:
-    """Live lines for `dlgrade check`: one per finished check, a ticking line while one runs."""
+    """Live lines for `dlgrade check`: one per finished check, a ticking line while one runs.
 
-    def __init__(self, writer):
-        self._writer = writer
+    Create it while pytest's output capture is suspended (``pytest_configure``): it keeps a
+    duplicate of the real stdout, because the ticking line is written while a check runs,
+    when pytest captures file descriptor 1.
+    """
+
+    def __init__(self, config):
+        self._config = config
         self._activity: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tty = bool(getattr(writer, "hasmarkup", False)) or _isatty(writer)
+        self._tty = os.isatty(1)
+        self._fd = os.dup(1) if self._tty else None
+
+    @property
+    def _writer(self):
+        return self._config.get_terminal_writer()
 
     def begin(self, activity: str, title: str, tier: str) -> None:
         if activity != self._activity:
@@ -104,19 +115,19 @@ class Progress:
         while not self._stop.wait(0.5):
             elapsed = time.monotonic() - started
             if elapsed >= 1.0:
-                self._writer.write(f"\r  … {title} ({elapsed:.0f} s)\x1b[K", flush=True)
+                os.write(self._fd, f"\r  … {title} ({elapsed:.0f} s)\x1b[K".encode())
 
     def finish(self, result: CheckResult | None) -> None:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
-            self._writer.write("\r\x1b[K", flush=True)
+            os.write(self._fd, b"\r\x1b[K")
         if result is not None:
             for line in check_lines(result):
                 self._writer.line(line)
 
-
-def _isatty(writer) -> bool:
-    stream = getattr(writer, "_file", None)
-    return bool(getattr(stream, "isatty", lambda: False)())
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
