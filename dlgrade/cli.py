@@ -28,8 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
+    from dlgrade.errors import DataError
+
     try:
         return args.run(args)
+    except DataError as exc:  # an unknown dataset name
+        print(f"dlgrade {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except UsageError as exc:
         print(f"dlgrade {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -67,6 +72,34 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, help="session seed (default: the plugin's)")
     check.add_argument("--call-timeout", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
     check.set_defaults(run=run_check)
+
+    data = commands.add_parser("data", help="datasets: list, fetch, verify, path, synth")
+    mirror = argparse.ArgumentParser(add_help=False)
+    mirror.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="read-only mirror (sets DLGRADE_DATA_DIR)"
+    )
+    verbs = data.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs.add_parser(
+        "list", parents=[mirror], help="each dataset, its activities, size and status"
+    ).set_defaults(run=run_data_list)
+    fetch = verbs.add_parser(
+        "fetch", parents=[mirror], help="download into the cache, verify, unpack"
+    )
+    fetch.add_argument("name", help="a dataset name, or 'all'")
+    fetch.set_defaults(run=run_data_fetch)
+    verify = verbs.add_parser(
+        "verify", parents=[mirror], help="re-check the checksums of what is here"
+    )
+    verify.add_argument("name", nargs="?", help="one dataset (default: all present)")
+    verify.set_defaults(run=run_data_verify)
+    where = verbs.add_parser("path", parents=[mirror], help="print where a dataset lives")
+    where.add_argument("name")
+    where.set_defaults(run=run_data_path)
+    synth = verbs.add_parser("synth", help="write small synthetic datasets in the real formats")
+    synth.add_argument("out_dir", type=Path)
+    synth.add_argument("--scale", choices=["small"], default="small")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(run=run_data_synth)
     return parser
 
 
@@ -91,6 +124,124 @@ def run_new(args: argparse.Namespace) -> int:
     if kept:
         print(f"kept your existing {', '.join(kept)} (use --force to overwrite)")
     print(f"next: edit them, then run `dlgrade check {target}`")
+    return EXIT_OK
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def _data_env(args: argparse.Namespace) -> None:
+    if getattr(args, "data_dir", None) is not None:
+        if not args.data_dir.is_dir():
+            raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+        os.environ["DLGRADE_DATA_DIR"] = str(args.data_dir.resolve())
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1000
+    return "?"
+
+
+def run_data_list(args: argparse.Namespace) -> int:
+    from dlgrade import data
+    from dlgrade.errors import DataError
+
+    _data_env(args)
+    print(f"mirror: {data.mirror_dir() or '(DLGRADE_DATA_DIR not set)'}")
+    print(f"cache:  {data.cache_dir()}")
+    print(f"{'dataset':15} {'activities':15} {'size':>10}  {'where':7} verified")
+    for name, entry in data.REGISTRY.items():
+        where, root = data.status(name)
+        if root is None:
+            verified = f"no — run `dlgrade data fetch {name}`"
+        else:
+            try:
+                hashed = data.verify(name, root)
+                verified = "yes (sha256)" if hashed else "present (no fixed checksum)"
+            except DataError as exc:
+                verified = f"NO: {str(exc).splitlines()[0][:60]}…"
+        size = entry.download_size or sum(f.size or 0 for f in entry.files) or None
+        print(f"{name:15} {', '.join(entry.activities):15} {_size(size):>10}  {where:7} {verified}")
+    return EXIT_OK
+
+
+def run_data_fetch(args: argparse.Namespace) -> int:
+    from dlgrade import data
+    from dlgrade.errors import DataError
+
+    _data_env(args)
+    names = list(data.REGISTRY) if args.name == "all" else [data.dataset(args.name).name]
+    failed = 0
+    for name in names:
+        where, root = data.status(name)
+        if root is not None:
+            print(f"{name}: already in the {where} ({root})")
+            continue
+        try:
+            root = data.fetch(name, progress=data.progress_bar)
+            data.verify(name, root)
+            print(f"\n{name}: fetched and verified in {root}")
+        except DataError as exc:
+            failed += 1
+            print(f"\n{name}: {exc}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def run_data_verify(args: argparse.Namespace) -> int:
+    from dlgrade import data
+    from dlgrade.errors import DataError
+
+    _data_env(args)
+    names = [data.dataset(args.name).name] if args.name else list(data.REGISTRY)
+    bad = 0
+    for name in names:
+        where, root = data.status(name)
+        if root is None:
+            if args.name:
+                print(f"{name}: not here; run `dlgrade data fetch {name}`", file=sys.stderr)
+                bad += 1
+            continue
+        try:
+            hashed = data.verify(name, root)
+            print(f"{name}: OK in the {where} ({len(hashed)} file(s) checked by sha256)")
+        except DataError as exc:
+            bad += 1
+            print(f"{name}: {exc}", file=sys.stderr)
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def run_data_path(args: argparse.Namespace) -> int:
+    from dlgrade import data
+    from dlgrade.errors import DataError
+
+    _data_env(args)
+    data.dataset(args.name)  # an unknown name is a usage error (exit 2)
+    try:
+        print(data.path(args.name, download=False))
+    except DataError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_data_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from dlgrade import synth
+
+    began = time.monotonic()
+    written = synth.write_all(args.out_dir, seed=args.seed)
+    total = sum(
+        f.stat().st_size for f in args.out_dir.rglob("*") if f.is_file() and not f.is_symlink()
+    )
+    for name, where in written.items():
+        print(f"{name:15} {where}")
+    print(f"wrote {_size(total)} in {time.monotonic() - began:.1f} s to {args.out_dir}")
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlgrade import data
 from dlgrade.errors import (
     CallTimeout,
     NotImplementedYet,
@@ -239,6 +240,8 @@ class WorkerSession:
         for folder in (self.exchange_dir, self.home_dir, self.trusted_dir):
             folder.mkdir()
         copy_submission(self.submission_dir, self.scratch_dir)
+        # Keras finds Fashion-MNIST and the VGG16 weights here without a download.
+        data.keras_home(self.home_dir / ".keras")
         self.generation = 0
         self.starts = 0
         self.start_seconds = 0.0  # spawning workers until they answer
@@ -263,6 +266,9 @@ class WorkerSession:
             "KERAS_HOME": str(self.home_dir / ".keras"),
         }
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
+        nltk_data = data.nltk_data_dir()
+        if nltk_data is not None:
+            env["NLTK_DATA"] = str(nltk_data)
         return env
 
     def start(self) -> None:

@@ -364,3 +364,184 @@ def test_the_real_sonar_file_passes_its_checksum_and_has_the_known_class_counts(
     assert len(header) == 61 and header[-1] == "Class"
     assert len(rows) == 208
     assert Counter(row[-1] for row in rows) == {"Mine": 111, "Rock": 97}
+
+
+# -- the whole registry, archives, NLTK, Keras, the command line ---------------------------
+
+
+def test_every_activity_dataset_is_registered_with_a_source_and_a_layout():
+    expected = {
+        "sonar": {"2.01"},
+        "ibm": {"5.01"},
+        "fashion_mnist": {"3.01", "7.01"},
+        "fruits360": {"3.02"},
+        "vgg16_notop": {"3.02"},
+        "nltk": {"4.01", "4.02", "6.01"},
+        "glove": {"4.02"},
+        "amazon_reviews": {"6.01"},
+    }
+    assert {name: set(entry.activities) for name, entry in REGISTRY.items()} == expected
+    for entry in REGISTRY.values():
+        assert entry.source and entry.layout and entry.description
+        assert entry.files or entry.folders
+        fetchable = entry.nltk_packages or entry.archive or all(f.urls for f in entry.files)
+        assert fetchable, f"{entry.name} has no way to be fetched"
+        for spec in entry.files:
+            assert spec.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+@pytest.fixture
+def archived(tmp_path, monkeypatch):
+    """Register a dataset that is a zip holding a class-per-folder tree."""
+
+    def register(members: dict[str, bytes]):
+        zipped = _zip(tmp_path / "tree.zip", members)
+        entry = Dataset(
+            name="tree",
+            activities=("9.99",),
+            description="a zipped folder tree",
+            source="written by the test",
+            layout="tree/{a,b}/...",
+            folders=(("tree", 2),),
+            archive=data.Archive("tree.zip", (zipped.as_uri(),)),
+            main="tree",
+        )
+        monkeypatch.setitem(data.REGISTRY, "tree", entry)
+        return entry
+
+    return register
+
+
+def test_an_archive_is_unpacked_into_the_cache_and_marked_complete(roots, archived):
+    archived({"tree/a/1.txt": b"1", "tree/b/2.txt": b"2"})
+    assert data.path("tree") == roots.cache / "tree"
+    assert (roots.cache / "tree" / "b" / "2.txt").read_bytes() == b"2"
+    assert data.status("tree") == ("cache", roots.cache)
+
+
+def test_an_unpacked_tree_without_its_completion_mark_does_not_count(roots, archived):
+    archived({"tree/a/1.txt": b"1", "tree/b/2.txt": b"2"})
+    (roots.cache / "tree" / "a").mkdir(parents=True)
+    (roots.cache / "tree" / "b").mkdir()  # as if unpacking was interrupted
+    assert data.status("tree") == ("missing", None)
+
+
+def test_a_zip_entry_that_leaves_the_folder_is_refused(roots, archived):
+    archived({"tree/a/1.txt": b"1", "../escape.txt": b"x"})
+    with pytest.raises(DataError, match="leaves the folder"):
+        data.path("tree")
+    assert not (roots.cache.parent / "escape.txt").exists()
+    assert data.status("tree") == ("missing", None)
+
+
+def test_an_nltk_mirror_that_nltk_would_refuse_is_reported_with_the_fix(roots, monkeypatch):
+    entry = REGISTRY["nltk"]
+    for spec in entry.files:
+        file = roots.mirror / spec.relpath
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"")
+    monkeypatch.setitem(
+        data.REGISTRY,
+        "nltk",
+        dataclasses.replace(
+            entry, files=tuple(dataclasses.replace(f, sha256=None, size=None) for f in entry.files)
+        ),
+    )
+    writable = roots.mirror / entry.files[0].relpath
+    writable.chmod(0o666)
+    with pytest.raises(DataError, match="chmod -R go-w"):
+        data.verify("nltk")
+
+
+def test_a_group_writable_nltk_cache_is_made_private(roots, monkeypatch):
+    entry = REGISTRY["nltk"]
+    monkeypatch.setenv("DLGRADE_DATA_DIR", str(roots.mirror / "empty"))
+    for spec in entry.files:
+        file = roots.cache / spec.relpath
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"")
+        file.chmod(0o664)
+    monkeypatch.setitem(
+        data.REGISTRY,
+        "nltk",
+        dataclasses.replace(
+            entry, files=tuple(dataclasses.replace(f, sha256=None, size=None) for f in entry.files)
+        ),
+    )
+    data.verify("nltk")
+    for spec in entry.files:
+        assert not (roots.cache / spec.relpath).stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def test_keras_home_links_the_fashion_files_that_are_here(roots, tmp_path):
+    for spec in REGISTRY["fashion_mnist"].files:
+        file = roots.mirror / spec.relpath
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"idx")
+    home = data.keras_home(tmp_path / "keras-home")
+    for spec in REGISTRY["fashion_mnist"].files:
+        link = home / "datasets" / spec.relpath
+        assert link.is_symlink() and link.resolve() == (roots.mirror / spec.relpath).resolve()
+    assert not (home / "models").exists()  # VGG16 weights are not here: nothing is invented
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from dlgrade.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue() + err.getvalue()
+
+
+def test_data_list_shows_every_dataset_and_where_it_is(roots, register):
+    register()
+    (roots.mirror / "toy.csv").write_bytes(b"a,b\n1,2\n")
+    code, text = _cli("data", "list")
+    assert code == 0
+    for name in REGISTRY:
+        assert re.search(rf"^{name}\s", text, re.M), name
+    assert re.search(r"^toy\s+9\.99\s+8 B\s+mirror\s+yes \(sha256\)", text, re.M), text
+    assert re.search(r"^sonar .* (mirror|missing)", text, re.M)
+
+
+def test_data_list_does_not_import_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from dlgrade.cli import main; main(['data', 'list']); "
+        "print('TF' if 'tensorflow' in sys.modules or 'keras' in sys.modules else 'clean')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip().endswith("clean"), run.stdout + run.stderr
+
+
+def test_data_verify_names_a_corrupt_file_and_fails(roots, register):
+    register()
+    (roots.mirror / "toy.csv").write_bytes(b"a,b\n1,3\n")
+    code, text = _cli("data", "verify", "toy")
+    assert code == 1
+    assert str(roots.mirror / "toy.csv") in text and "dlgrade data fetch toy" in text
+
+
+def test_data_fetch_then_path(roots, register):
+    register()
+    code, text = _cli("data", "fetch", "toy")
+    assert code == 0 and "fetched and verified" in text
+    code, text = _cli("data", "path", "toy")
+    assert code == 0 and text.strip() == str(roots.cache / "toy.csv")
+    code, text = _cli("data", "path", "nope")
+    assert code == 2 and "known datasets" in text

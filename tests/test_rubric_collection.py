@@ -161,3 +161,33 @@ def test_the_schema_rejects_malformed_grades(mutation):
     mutation(grade)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(grade, json_report.schema())
+
+
+def test_a_check_whose_dataset_is_missing_says_which_where_and_how_to_fix(
+    pytester, rubric_dir, broken, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("DLGRADE_CACHE_DIR", str(tmp_path / "cache"))
+    path = write(
+        rubric_dir,
+        "import dlgrade\nfrom dlgrade import data\nACTIVITY = '1.01'\n\n"
+        "@dlgrade.check(points=1, feedback='f')\ndef test_needs_glove(student):\n"
+        "    data.path('glove', download=False)\n",
+    )
+    out = pytester.path / "grade.json"
+    pytester.runpytest_inprocess(
+        str(path),
+        "--submission",
+        str(broken("broken/wrong_type")),
+        "--grade-json",
+        str(out),
+        *FAST,
+    )
+    result = json.loads(out.read_text())["checks"][0]
+    assert (result["outcome"], result["reason"]) == ("error", "data_missing")
+    for words in (
+        "'glove'",
+        str(tmp_path / "mirror" / "glove.6B.100d.w2v.txt"),
+        "dlgrade data fetch glove",
+    ):
+        assert words in result["feedback"]
