@@ -4,16 +4,21 @@ import shutil
 
 import pytest
 
+from dlgrade import data
 from tests.conftest import REFERENCE, REPO
 
 pytestmark = pytest.mark.slow
+
+
+#: activities whose data is here (4.01 needs the real NLTK data, e.g. the CI mirror)
+GRADED = ("1.01", "2.01") + (("4.01",) if data.locate("nltk") else ())
 
 
 @pytest.mark.parametrize("tier", ["quick", "standard"])
 def test_reference_scores_full_marks(grade, tmp_path, tier):
     submission = tmp_path / "reference"
     shutil.copytree(REFERENCE, submission)
-    graded = grade(submission, ("1.01", "2.01"), tier)
+    graded = grade(submission, GRADED, tier)
     assert graded.grade["score"] == graded.grade["max_score"] > 0, graded.outcomes
     assert {c["tier"] for c in graded.grade["checks"]} == (
         {"quick"} if tier == "quick" else {"quick", "standard"}
