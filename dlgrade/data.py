@@ -166,8 +166,7 @@ _register(
     Dataset(
         name="fruits360",
         activities=("3.02",),
-        description="Fruits-360 filtered: 11,398 training / 4,752 test 100×100 images, "
-        "120 classes",
+        description="Fruits-360 filtered: 11,398 training / 4,752 test 100×100 images, 120 classes",
         source="Fruits-360, Mureșan & Oltean (CC BY-SA 4.0), filtered to 120 classes; the "
         "zip distributed with the book's code",
         layout="fruits360_filtered/{Training,Test}/<class>/<image>.jpg",
