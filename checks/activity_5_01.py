@@ -1,0 +1,241 @@
+"""Rubric for Activity 5.01 — IBM closing prices with Conv1D + SimpleRNN (1,269 parameters).
+
+Data: the real IBM.csv (2,518 rows, newest first) from the data layer; the structure checks
+also use small series made here, where the right answer is known by construction.
+
+Calibration (reference, ``benchmarks`` table in docs/writing-checks.md):
+* standard — one epoch at batch size 1 on the first 400 scaled training windows: MSE on
+  those windows falls from 0.0016–0.42 to 0.0008–0.0017; after/before 0.008–0.72 over seeds
+  0–11 → the check asks after ≤ 0.85 × before and after ≤ 0.01.
+* full — the book's 5 epochs at batch size 1: test RMSE 0.042 measured here (book 0.03) →
+  threshold 0.06. One fit takes ~36 s on 2 cores.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dlgrade
+from dlgrade import data, expect, models
+
+ACTIVITY = "5.01"
+PRELOAD = ("keras",)
+
+ROWS, TRAIN_ROWS, TEST_ROWS = 2518, 1888, 630
+BOOK_PARAMS = 1_269
+BOOK_LAYERS = ["Reshape", "Conv1D", "SimpleRNN", "Dropout", "Dense", "Activation"]
+STANDARD_WINDOWS = 400
+STANDARD_RATIO = 0.85
+STANDARD_MSE = 0.01
+FULL_RMSE = 0.06
+
+
+@pytest.fixture(scope="module")
+def ibm_csv():
+    return data.path("ibm")
+
+
+@pytest.fixture(scope="module")
+def closes(ibm_csv):
+    """Close prices, oldest first, computed here from the CSV."""
+    return pd.read_csv(ibm_csv)["Close"].to_numpy(dtype=np.float64)[::-1].reshape(-1, 1)
+
+
+def _series(value, what, rows=None):
+    __tracebackhide__ = True
+    return expect.array(value, what, shape=(rows, 1), kinds="fiu").astype(np.float64)
+
+
+def book_lookback(series: np.ndarray, look_back: int) -> tuple[np.ndarray, np.ndarray]:
+    """The book's semantics: column j is the series shifted down by j + 1, zeros on top."""
+    flat = series.reshape(-1)
+    X = np.zeros((len(flat), look_back))
+    for j in range(look_back):
+        X[j + 1 :, j] = flat[: len(flat) - j - 1]
+    return X, series.reshape(-1, 1)
+
+
+@dlgrade.check(
+    points=2,
+    feedback="load_series(path) must read the CSV it is given, reverse it (the file is newest "
+    "first) and return the Close column as an (n, 1) array, oldest first.",
+)
+def test_load_series_is_oldest_first(submission, student, ibm_csv, closes):
+    """load_series gives 2,518 closes as (n, 1), oldest first."""
+    got = _series(student.load_series(str(submission.share(ibm_csv))), "load_series(path)", ROWS)
+    if np.allclose(got, closes[::-1]):
+        dlgrade.fail(
+            "load_series(path) is newest first; reverse it so the oldest close comes first"
+        )
+    if not np.allclose(got, closes):
+        dlgrade.fail(
+            f"load_series(path) starts {got[:3, 0]} and ends {got[-3:, 0]}; expected the Close "
+            f"column oldest first: {closes[:3, 0]} … {closes[-3:, 0]}"
+        )
+
+
+@dlgrade.check(
+    points=1,
+    feedback="split(series, train_fraction) must cut at int(len(series) * train_fraction), "
+    "keeping time order: the first part trains, the rest tests.",
+)
+def test_split_sizes_and_order(student, closes):
+    """split gives 1,888 / 630 in time order, and honours train_fraction."""
+    train, test = expect.sequence(student.split(closes), 2, "split(series)")
+    train = _series(train, "split(series)[0]")
+    test = _series(test, "split(series)[1]")
+    if (len(train), len(test)) != (TRAIN_ROWS, TEST_ROWS):
+        dlgrade.fail(f"split(series) gives {len(train)} / {len(test)}; expected 1,888 / 630")
+    if not (
+        np.array_equal(train, closes[:TRAIN_ROWS]) and np.array_equal(test, closes[TRAIN_ROWS:])
+    ):
+        dlgrade.fail("split(series) must keep time order (no shuffling): train first, then test")
+    half = expect.sequence(student.split(closes, train_fraction=0.5), 2, "split(series, 0.5)")
+    if len(_series(half[0], "split(series, 0.5)[0]")) != ROWS // 2:
+        dlgrade.fail("split(series, train_fraction=0.5) must give 1,259 training values")
+
+
+@dlgrade.check(
+    points=2,
+    feedback="scale(train, test) must fit MinMaxScaler on the training part only and apply it "
+    "to both; fitting on all the data leaks the future into training.",
+)
+def test_scaler_is_fitted_on_train_only(student):
+    """scale() fits on train only: test values outside the training range go outside [0, 1]."""
+    train = np.arange(10, 20, dtype=np.float64).reshape(-1, 1)  # 10 … 19
+    test = np.array([[5.0], [19.0], [28.0]])
+    got = expect.sequence(student.scale(train, test), 2, "scale(train, test)")
+    train_scaled = _series(got[0], "scale(train, test)[0]", len(train))
+    test_scaled = _series(got[1], "scale(train, test)[1]", len(test))
+    want_train = (train - 10) / 9
+    want_test = (test - 10) / 9  # -0.556, 1.0, 2.0
+    if not np.allclose(train_scaled, want_train):
+        dlgrade.fail(f"scale() maps train 10…19 to {train_scaled[[0, -1], 0]}; expected 0 … 1")
+    if not np.allclose(test_scaled, want_test):
+        dlgrade.fail(
+            f"scale() maps test [5, 19, 28] to {test_scaled[:, 0].round(3)}; with the scaler "
+            f"fitted on train only that is {want_test[:, 0].round(3)}"
+        )
+
+
+@dlgrade.check(
+    points=3,
+    feedback="get_lookback(inp, k) must return X whose column j is the series shifted down by "
+    "j + 1 (zeros for the missing head), and y = the series itself; shapes (n, k) and (n, 1).",
+)
+def test_lookback_semantics_and_shapes(student, closes):
+    """get_lookback shifts by exactly 1..k with zeros on top; y is the series."""
+    rng = np.random.default_rng(501)
+    cases = [
+        (rng.normal(size=(int(rng.integers(1, 30)), 1)), int(rng.integers(1, 8))) for _ in range(12)
+    ]
+    cases.append((closes[:TRAIN_ROWS], 10))
+    cases.append((closes[TRAIN_ROWS:], 10))
+    for series, k in cases:
+        what = f"get_lookback(series of {len(series)}, {k})"
+        X, y = expect.sequence(student.get_lookback(series, k), 2, what)
+        X = expect.array(X, f"{what}[0]", shape=(len(series), k), kinds="fiu")
+        y = expect.array(y, f"{what}[1]", shape=(len(series), 1), kinds="fiu")
+        want_X, want_y = book_lookback(series, k)
+        if not np.allclose(y, want_y):
+            dlgrade.fail(f"{what}[1] must be the series itself")
+        for j in range(k):
+            if not np.allclose(X[:, j], want_X[:, j]):
+                dlgrade.fail(
+                    f"{what}[0] column {j} is {X[:4, j].round(3)} …; expected the series shifted "
+                    f"down by {j + 1} with zeros on top: {want_X[:4, j].round(3)} …"
+                )
+
+
+def _model(submission, student):
+    handle = expect.handle(student.build_model(), "build_model()")
+    return handle, submission.load_model(handle)
+
+
+@dlgrade.check(
+    points=2,
+    feedback="build_model(look_back=10) must be Reshape((10, 1)) → Conv1D(5, 3, relu) → "
+    "SimpleRNN(32) → Dropout(0.25) → Dense(1) → Activation('linear'): 1,269 parameters.",
+)
+def test_model_architecture(submission, student):
+    """The model is Reshape → Conv1D(5, 3) → SimpleRNN(32) → Dropout → Dense(1): 1,269 params."""
+    _, model = _model(submission, student)
+    layers = [layer for layer in models.layers(model) if layer.class_name != "InputLayer"]
+    names = [layer.class_name for layer in layers]
+    total, _, _ = models.param_counts(model)
+    if names != BOOK_LAYERS or total != BOOK_PARAMS:
+        dlgrade.fail(
+            f"build_model() has layers {names} with {total:,} parameters; the book's is "
+            f"{BOOK_LAYERS} with {BOOK_PARAMS:,}"
+        )
+    conv = layers[1]
+    if (conv.units, conv.kernel_size, conv.activation) != (5, (3,), "relu"):
+        dlgrade.fail(f"Conv1D is {conv}; expected 5 filters, kernel 3, relu")
+    rate = model.layers[3].get_config().get("rate")
+    if rate != 0.25:
+        dlgrade.fail(f"Dropout rate is {rate}; the book's is 0.25")
+
+
+@dlgrade.check(
+    points=1,
+    feedback="compile with loss='mean_squared_error' and optimizer='adam'.",
+)
+def test_model_compile_settings(submission, student):
+    """The model is compiled with MSE and adam."""
+    _, model = _model(submission, student)
+    settings = models.compile_settings(model)
+    if settings.optimizer != "adam" or settings.loss not in ("mean_squared_error", "mse"):
+        dlgrade.fail(
+            f"build_model() is compiled with {settings.optimizer!r} and loss "
+            f"{settings.loss!r}; expected adam and mean_squared_error"
+        )
+
+
+def _scaled_windows(closes):
+    train = closes[:TRAIN_ROWS]
+    low, high = train.min(), train.max()
+    train_X, train_y = book_lookback((train - low) / (high - low), 10)
+    test_X, test_y = book_lookback((closes[TRAIN_ROWS:] - low) / (high - low), 10)
+    return train_X, train_y, test_X, test_y
+
+
+def _mse(model, X, y) -> float:
+    return float(np.mean((model.predict(X, verbose=0) - y) ** 2))
+
+
+@dlgrade.check(
+    points=3,
+    tier="standard",
+    feedback="train(model, X, y, epochs=1, batch_size=1) must fit the model you are given on "
+    "X, y (the book: validation_split=0.1) and return history.history.",
+)
+def test_one_epoch_lowers_the_loss(submission, student, closes):
+    """One epoch of train() on 400 windows lowers their MSE (measured on the returned weights)."""
+    X, y, _, _ = _scaled_windows(closes)
+    X, y = X[:STANDARD_WINDOWS], y[:STANDARD_WINDOWS]
+    handle, untrained = _model(submission, student)
+    before = _mse(untrained, X, y)
+    expect.mapping(student.train(handle, X, y, epochs=1, batch_size=1), "train(...)")
+    after = _mse(submission.load_model(handle), X, y)
+    if not (after <= STANDARD_RATIO * before and after <= STANDARD_MSE):
+        dlgrade.fail(
+            f"one epoch of train() took the MSE on its data from {before:.4f} to {after:.4f}; "
+            f"expected at most {STANDARD_RATIO} × before and at most {STANDARD_MSE}"
+        )
+
+
+@dlgrade.check(
+    points=4,
+    tier="full",
+    timeout=1800,
+    feedback="with the book's 5 epochs at batch size 1 the model must predict the scaled test "
+    "series with RMSE ≤ 0.06 (the book: 0.03); check the scaling, lookback and model.",
+)
+def test_book_training_reaches_test_rmse(submission, student, closes):
+    """The book's 5 epochs at batch 1 reach test RMSE ≤ 0.06 on the scaled series."""
+    X, y, test_X, test_y = _scaled_windows(closes)
+    handle, _ = _model(submission, student)
+    expect.mapping(student.train(handle, X, y, epochs=5, batch_size=1), "train(...)")
+    rmse = float(np.sqrt(_mse(submission.load_model(handle), test_X, test_y)))
+    if rmse > FULL_RMSE:
+        dlgrade.fail(f"test RMSE after the book's training is {rmse:.4f}; expected ≤ {FULL_RMSE}")
