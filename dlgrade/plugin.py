@@ -72,6 +72,7 @@ class GradingState:
 STATE = pytest.StashKey[GradingState]()
 SPEC = pytest.StashKey[CheckSpec]()
 ACTIVITY = pytest.StashKey[str]()
+SETUP_SECONDS = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -265,7 +266,8 @@ def _title(item: pytest.Item) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item):
+def pytest_runtest_setup(item: pytest.Item):
+    """Seed and time-limit the check before its fixtures run: they call the worker too."""
     spec = item.stash.get(SPEC, None)
     state = item.config.stash[STATE]
     if spec is None or not state.active:
@@ -304,7 +306,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     state = item.config.stash[STATE]
     if spec is None or not state.active or item.nodeid in state.by_nodeid:
         return report
-    if call.when == "call" or (call.when == "setup" and not report.passed):
+    if call.when == "setup" and report.passed:
+        item.stash[SETUP_SECONDS] = report.duration
+    elif call.when == "call" or (call.when == "setup" and not report.passed):
         result = _grade(item, spec, call, report, state)
         state.results.append(result)
         state.by_nodeid[item.nodeid] = result
@@ -332,7 +336,7 @@ def _grade(item, spec: CheckSpec, call, report, state: GradingState) -> CheckRes
         outcome=outcome,
         reason=reason,
         feedback=feedback,
-        duration_s=round(report.duration, 3),
+        duration_s=round(report.duration + item.stash.get(SETUP_SECONDS, 0.0), 3),
         stdout=stdout,
         seed=seed,
     )

@@ -11,6 +11,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -347,26 +348,48 @@ class WorkerSession:
             timeout or self.limits.call_timeout,
             "saving the model",
         )
-        source = self.exchange_dir / str(name)
-        if not isinstance(name, str) or source.parent != self.exchange_dir:
+        if not isinstance(name, str):
             raise WorkerCrashed("the worker named a bad model file", reason="protocol")
-        target = self.trusted_dir / f"model-{handle.generation}-{handle.id}.keras"
+        return self.take_file(name, f"model-{handle.generation}-{handle.id}.keras")
+
+    def attributes(self, handle: Handle, names: list[str], *, timeout=None) -> dict:
+        """Read attributes (``"window"``, ``"wv.vector_size"``) of the object behind a handle."""
+        self.start()
+        self._check_handle(handle)
+        request = {"op": "attributes", "handle": handle.id, "names": list(names)}
+        values = self._request(request, timeout or self.limits.call_timeout, "reading attributes")
+        if not isinstance(values, dict) or set(values) != set(names):
+            raise SubmissionError("the worker answered other attributes", reason="protocol")
+        return values
+
+    def take_file(self, name: str, target_name: str, max_bytes: int = MAX_MODEL_BYTES) -> Path:
+        """Move a file the worker wrote in the exchange folder to the trusted folder, safely.
+
+        Regular files only (no links, FIFOs or devices), at most ``max_bytes``.
+        """
+        source = self.exchange_dir / name
+        if "/" in name or name.startswith(".") or source.parent != self.exchange_dir:
+            raise SubmissionError(f"bad file name {name!r} from the worker", reason="protocol")
+        target = self.trusted_dir / target_name
         try:
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             raise SubmissionError(
-                f"the saved model could not be read: {exc.strerror}", reason="export_failed"
+                f"the file {name} could not be read: {exc.strerror}", reason="export_failed"
             ) from None
-        with os.fdopen(fd, "rb") as src, open(target, "wb") as dst:
-            copied = 0
-            while chunk := src.read(1 << 20):
-                copied += len(chunk)
-                if copied > MAX_MODEL_BYTES:
-                    raise SubmissionError(
-                        f"the saved model is larger than {MAX_MODEL_BYTES // 2**20} MiB",
-                        reason="model_too_large",
-                    )
-                dst.write(chunk)
+        with os.fdopen(fd, "rb") as src:
+            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                raise SubmissionError(f"{name} is not a regular file", reason="protocol")
+            with open(target, "wb") as dst:
+                copied = 0
+                while chunk := src.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > max_bytes:
+                        raise SubmissionError(
+                            f"{name} is larger than {max_bytes // 2**20} MiB",
+                            reason="file_too_large",
+                        )
+                    dst.write(chunk)
         source.unlink(missing_ok=True)
         return target
 

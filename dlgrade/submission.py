@@ -79,6 +79,24 @@ class Submission:
 
         return models.load(self.export_model(handle))
 
+    def attributes(self, handle: Handle, *names: str) -> dict:
+        """Attributes of the object behind ``handle`` (dotted names), as data or handles."""
+        __tracebackhide__ = True
+        return self.session.attributes(handle, list(names), timeout=self.timeout)
+
+    def export_vectors(self, handle: Handle) -> Path:
+        """Save word vectors (a Word2Vec model's ``wv`` or KeyedVectors) as word2vec text.
+
+        The file is plain text (``word v1 … vn`` per line), so reading it back runs nothing.
+        """
+        __tracebackhide__ = True
+        name = f"vectors-{handle.generation}-{handle.id}.txt"
+        inside = str(self.session.exchange_dir / name)
+        self.session.call_method(
+            handle, "save_word2vec_format", (inside,), {"binary": False}, timeout=self.timeout
+        )
+        return self.session.take_file(name, name, max_bytes=512 * 2**20)
+
     def share(self, source: Path) -> Path:
         """Copy a trusted file where the worker can read it; return the path it sees."""
         inbox = self.session.exchange_dir / "inbox"

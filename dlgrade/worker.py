@@ -163,6 +163,26 @@ class Worker:
             )
         return name
 
+    def op_attributes(self, request: dict) -> Any:
+        """Read (dotted) attributes of a handle's object: data, or handles to objects."""
+        target = self.codec.decode({"__handle__": request["handle"]})
+        values = {}
+        for dotted in request.get("names", []):
+            value = target
+            try:
+                for part in str(dotted).split("."):
+                    if part.startswith("_"):
+                        raise AttributeError(part)
+                    value = getattr(value, part)
+            except Exception as exc:  # noqa: BLE001 - reported as missing, not as a crash
+                raise _Failure(
+                    "missing_attribute",
+                    f"the {type(target).__name__} returned by your code has no attribute "
+                    f"{dotted} ({type(exc).__name__})",
+                )
+            values[str(dotted)] = value
+        return values
+
     def op_release(self, request: dict) -> Any:
         for handle_id in request.get("handles", []):
             self.objects.pop(handle_id, None)

@@ -84,7 +84,7 @@ def test_mutant_is_killed_by_the_checks_it_names(grade, tmp_path, path):
         assert result["reason"] not in ("rubric_error", "harness_error"), result["feedback"]
 
 
-@pytest.mark.parametrize("activity", ["1.01", "2.01", "4.01", "5.01"])
+@pytest.mark.parametrize("activity", ["1.01", "2.01", "4.01", "4.02", "5.01"])
 def test_every_check_has_a_mutant(activity):
     killed = {
         name
