@@ -1,7 +1,7 @@
 """Rubric for Activity 2.01 — the sonar MLP (Dense 300/200/100/1, 98,701 parameters).
 
 Data: the real sonar.csv when the data layer finds it (mirror or cache), otherwise a
-learnable synthetic twin of the same shape (``dlgrade.data.write_synthetic_sonar``); the
+learnable synthetic twin of the same shape (``dlgrade.synth.sonar``); the
 check's output says which. Training thresholds were calibrated on the reference over seeds
 0–9 by ``benchmarks/calibrate_activity_2_01.py`` (table in docs/writing-checks.md); on the
 synthetic twin the reference scores 1.000 on every measure below (seeds 0–4).
@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models
+from dlgrade import data, expect, models, synth
 
 ACTIVITY = "2.01"
 PRELOAD = ("keras",)
@@ -46,7 +46,7 @@ def sonar_csv(tmp_path_factory):
         return data.path("sonar")
     except dlgrade.DataError as exc:
         print(f"real sonar data unavailable, grading on a synthetic twin: {exc}")
-        return data.write_synthetic_sonar(tmp_path_factory.mktemp("sonar") / "sonar.csv")
+        return synth.sonar(tmp_path_factory.mktemp("sonar") / "sonar.csv")
 
 
 def _expected(csv):
@@ -92,7 +92,7 @@ def test_load_data_shapes_and_labels(submission, student, sonar_csv):
 )
 def test_load_data_reads_the_given_path(submission, student, scratch):
     """load_data reads the file it is given (a 50-row CSV gives 50 rows)."""
-    csv = data.write_synthetic_sonar(scratch / "other_sonar.csv", rows=50, seed=3)
+    csv = synth.sonar(scratch / "other_sonar.csv", rows=50, seed=3)
     _load(submission, student, csv)
 
 

@@ -604,26 +604,3 @@ def progress_bar(label: str, done: int, total: int) -> None:
     else:
         sys.stderr.write(f"\r  {label}: {done / 2**20:6.1f} MiB")
     sys.stderr.flush()
-
-
-def write_synthetic_sonar(file: Path, rows: int = 208, seed: int = 0) -> Path:
-    """A learnable sonar-shaped CSV: 60 band energies in [0, 1], Class ``Mine`` or ``Rock``.
-
-    Mines and rocks differ in the mean of a few bands (as in the real data, where the
-    classes differ mostly in mid-frequency energy), plus noise: an MLP learns it easily.
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size=rows)
-    bands = np.linspace(0, 1, 60)
-    base = 0.25 + 0.15 * np.sin(6 * bands)
-    shift = 0.12 * np.exp(-((bands - 0.4) ** 2) / 0.01)
-    features = base + np.outer(2 * labels - 1, shift) + rng.normal(0, 0.06, size=(rows, 60))
-    features = np.clip(features, 0.0, 1.0)
-    header = ",".join([f"attribute_{i}" for i in range(1, 61)] + ["Class"])
-    lines = [header]
-    for row, label in zip(features, labels, strict=True):
-        lines.append(",".join(f"{v:.4f}" for v in row) + ("," + ("Mine" if label else "Rock")))
-    file.write_text("\n".join(lines) + "\n")
-    return file

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from dlgrade import data
-from dlgrade.data import REGISTRY, DataFile, Dataset, write_synthetic_sonar
+from dlgrade.data import REGISTRY, DataFile, Dataset
 from dlgrade.errors import DataError
+from dlgrade.synth import sonar as write_synthetic_sonar
 
 _real_urlopen = urllib.request.urlopen
 UNREACHABLE = "http://127.0.0.1:9/sonar.csv"  # port 9: nothing listens, refused at once
@@ -545,3 +546,17 @@ def test_data_fetch_then_path(roots, register):
     assert code == 0 and text.strip() == str(roots.cache / "toy.csv")
     code, text = _cli("data", "path", "nope")
     assert code == 2 and "known datasets" in text
+
+
+def test_data_synth_writes_every_twin_in_the_real_layout(tmp_path):
+    code, text = _cli("data", "synth", str(tmp_path / "twins"), "--seed", "1")
+    assert code == 0 and "wrote" in text
+    for relpath in (
+        "sonar.csv",
+        "IBM.csv",
+        "Amazon_reviews_train.csv",
+        "glove.6B.100d.w2v.txt",
+        "datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+        "fruits360_filtered/Training",
+    ):
+        assert (tmp_path / "twins" / relpath).exists(), relpath
