@@ -11,11 +11,13 @@ TensorFlow 2.21 / Keras 3.15 on a 2-core CPU; min / mean / max over the seeds):
 =====================================================  =====  =====  =====  ===================
 twin: reference model, on the twin's held-out part       min   mean    max  note
 =====================================================  =====  =====  =====  ===================
+sonar: the 2.01 reference MLP, 30 epochs (hidden split)  1.000  1.000  1.000  chance 0.5
 fashion_mnist: Conv2D 16, MaxPool, Dense 10; 3 epochs  0.944  0.956  0.978  chance 0.1
 fashion_mnist: 5-nearest-neighbours, 14x14 pixels      0.962  0.967  0.974  chance 0.1
 fruits, 5 classes: two-block CNN, 5 epochs             1.000  1.000  1.000  chance 0.2
 fruits: LogisticRegression, 20x20 thumbnails           1.000  1.000  1.000  chance 0.2
 amazon_reviews: CountVectorizer + LogisticRegression   0.976  0.984  0.994  chance 0.5
+amazon_reviews: the 6.01 reference LSTM, 3 ep. batch 32 0.958  0.966  0.978  seeds 0-5
 ibm: scaled test RMSE, linear on lookback 10           0.009  0.027  0.039  real IBM.csv: 0.023
 ibm: scaled test RMSE, predicting the train mean       0.406  0.471  0.609  real IBM.csv: 0.296
 ibm: ratio linear / train mean                         0.021  0.059  0.084  real IBM.csv: 0.077
