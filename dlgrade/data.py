@@ -563,13 +563,26 @@ def status(name: str) -> tuple[str, Path | None]:
     return ("mirror" if root == mirror_dir() else "cache"), root
 
 
-def keras_home(target: Path) -> Path:
+#: written beside a synthetic twin in a KERAS_HOME, so rubrics can tell (and say so)
+SYNTHETIC_MARK = "SYNTHETIC-TWIN"
+
+
+def keras_home(target: Path, twins=()) -> Path:
     """A KERAS_HOME whose datasets/ and models/ link to the verified files that are here.
 
     Keras then loads Fashion-MNIST and the VGG16 weights from them, with no network.
-    Nothing is downloaded: what is missing stays missing, and Keras's own error says so.
+    Nothing is downloaded. A dataset named in ``twins`` that is not here gets its small
+    synthetic twin (same format, marked with ``SYNTHETIC_MARK``); anything else that is
+    missing stays missing, and Keras's own error says so.
     """
     target.mkdir(parents=True, exist_ok=True)
+    if "fashion_mnist" in twins and locate("fashion_mnist") is None:
+        from dlgrade import synth
+
+        synth.fashion_mnist(target)
+        (target / "datasets" / "fashion-mnist" / SYNTHETIC_MARK).write_text(
+            "Fashion-MNIST is not here: these files are dlgrade.synth's twin\n"
+        )
     links = {
         "fashion_mnist": lambda f: target / "datasets" / f.relpath,
         "vgg16_notop": lambda f: target / f.relpath,

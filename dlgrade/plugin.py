@@ -54,6 +54,7 @@ class GradingState:
     results: list[CheckResult] = field(default_factory=list)
     by_nodeid: dict[str, CheckResult] = field(default_factory=dict)
     preload: set[str] = field(default_factory=set)
+    datasets: set[str] = field(default_factory=set)
     session: WorkerSession | None = None
     submission: Submission | None = None
     startup_error: Exception | None = None
@@ -151,6 +152,11 @@ def _validate_module(module) -> list[str]:
     preload = getattr(module, "PRELOAD", ())
     if not isinstance(preload, tuple) or not all(isinstance(p, str) for p in preload):
         problems.append(f"{module.__file__}: PRELOAD must be a tuple of module names")
+    from dlgrade.data import REGISTRY
+
+    datasets = getattr(module, "DATASETS", ())
+    if not isinstance(datasets, tuple) or not set(datasets) <= set(REGISTRY):
+        problems.append(f"{module.__file__}: DATASETS must be a tuple of dataset names")
     return problems
 
 
@@ -170,6 +176,7 @@ def pytest_collection_modifyitems(
             checked_modules.add(module)
             problems += _validate_module(module)
             state.preload.update(getattr(module, "PRELOAD", ()))
+            state.datasets.update(getattr(module, "DATASETS", ()))
         spec = getattr(getattr(item, "function", None), CHECK_ATTRIBUTE, None)
         if not isinstance(spec, CheckSpec):
             problems.append(
@@ -200,7 +207,9 @@ def _start(state: GradingState, config: pytest.Config) -> None:
     """Start the worker now, so TensorFlow loads there while pytest sets up the first check."""
     preload = sorted(state.preload) if state.preload_enabled else []
     try:
-        state.session = WorkerSession(state.submission_path, Limits(), preload=preload)
+        state.session = WorkerSession(
+            state.submission_path, Limits(), preload=preload, datasets=sorted(state.datasets)
+        )
         state.submission = Submission(state.submission_path, state.session)
         state.session.start()
     except (SubmissionError, SandboxError) as exc:
@@ -225,7 +234,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # -- fixtures ----------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def submission(request: pytest.FixtureRequest) -> Submission:
     """The submission being graded; calls through it run in the worker."""
     state = request.config.stash[STATE]

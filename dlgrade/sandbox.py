@@ -227,7 +227,7 @@ class _WorkerProcess:
 class WorkerSession:
     """The trusted side's handle on one submission's worker, restarted as needed."""
 
-    def __init__(self, submission_dir: Path, limits: Limits | None = None, preload=()):
+    def __init__(self, submission_dir: Path, limits: Limits | None = None, preload=(), datasets=()):
         self.submission_dir = Path(submission_dir).resolve()
         if not self.submission_dir.is_dir():
             raise SandboxError(f"submission folder {submission_dir} does not exist")
@@ -241,8 +241,9 @@ class WorkerSession:
         for folder in (self.exchange_dir, self.home_dir, self.trusted_dir):
             folder.mkdir()
         copy_submission(self.submission_dir, self.scratch_dir)
-        # Keras finds Fashion-MNIST and the VGG16 weights here without a download.
-        data.keras_home(self.home_dir / ".keras")
+        # Keras finds Fashion-MNIST and the VGG16 weights here without a download; a
+        # dataset the rubrics need that is not here gets its synthetic twin instead.
+        self.keras_home = data.keras_home(self.home_dir / ".keras", twins=datasets)
         self.generation = 0
         self.starts = 0
         self.start_seconds = 0.0  # spawning workers until they answer
@@ -351,6 +352,18 @@ class WorkerSession:
         if not isinstance(name, str):
             raise WorkerCrashed("the worker named a bad model file", reason="protocol")
         return self.take_file(name, f"model-{handle.generation}-{handle.id}.keras")
+
+    def take(self, handle: Handle, n: int, *, timeout=None) -> list:
+        """The first ``n`` items of the iterable behind ``handle``, as data."""
+        self.start()
+        self._check_handle(handle)
+        request = {"op": "take", "handle": handle.id, "n": int(n)}
+        items = self._request(request, timeout or self.limits.call_timeout, "iterating")
+        if not isinstance(items, list):
+            raise SubmissionError(
+                "the worker answered something else than items", reason="protocol"
+            )
+        return items
 
     def attributes(self, handle: Handle, names: list[str], *, timeout=None) -> dict:
         """Read attributes (``"window"``, ``"wv.vector_size"``) of the object behind a handle."""

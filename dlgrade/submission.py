@@ -79,6 +79,16 @@ class Submission:
 
         return models.load(self.export_model(handle))
 
+    def take(self, handle: Handle, n: int) -> list:
+        """The first ``n`` items of an iterable in the worker (batches of a tf.data.Dataset)."""
+        __tracebackhide__ = True
+        return self.session.take(handle, n, timeout=self.timeout)
+
+    @property
+    def keras_home(self) -> Path:
+        """The worker's KERAS_HOME (the files Keras's dataset loaders will read)."""
+        return self.session.keras_home
+
     def attributes(self, handle: Handle, *names: str) -> dict:
         """Attributes of the object behind ``handle`` (dotted names), as data or handles."""
         __tracebackhide__ = True

@@ -163,6 +163,25 @@ class Worker:
             )
         return name
 
+    def op_take(self, request: dict) -> Any:
+        """The first ``n`` items of an iterable (a tf.data.Dataset, a generator...)."""
+        source = self.codec.decode({"__handle__": request["handle"]})
+        items = []
+        try:
+            iterator = iter(source)
+            for _ in range(int(request["n"])):
+                items.append(next(iterator))
+        except StopIteration:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - the student's iterable failed
+            raise _Failure(
+                "student_exception",
+                f"iterating the {type(source).__name__} returned by your code raised "
+                f"{type(exc).__name__}: {exc}",
+                self._student_traceback(exc),
+            )
+        return items
+
     def op_attributes(self, request: dict) -> Any:
         """Read (dotted) attributes of a handle's object: data, or handles to objects."""
         target = self.codec.decode({"__handle__": request["handle"]})
