@@ -7,6 +7,7 @@ from dlgrade.errors import (
     DataError,
     DlgradeError,
     RubricError,
+    RunnerError,
     SandboxError,
     SubmissionError,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "DlgradeError",
     "Handle",
     "RubricError",
+    "RunnerError",
     "SandboxError",
     "Score",
     "Submission",

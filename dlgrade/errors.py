@@ -50,3 +50,7 @@ class SandboxError(DlgradeError):
 
 class DataError(DlgradeError):
     """A dataset is missing, corrupt or cannot be fetched."""
+
+
+class RunnerError(DlgradeError):
+    """This machine cannot run the check as asked (e.g. a full-tier check without a GPU)."""

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dlgrade import models
-from dlgrade.errors import DataError, RubricError, SandboxError, SubmissionError
+from dlgrade import models, sandbox
+from dlgrade.errors import DataError, RubricError, RunnerError, SandboxError, SubmissionError
 from dlgrade.reports import console, json_report
 from dlgrade.rubric import (
     ACTIVITIES,
@@ -55,6 +55,8 @@ class GradingState:
     by_nodeid: dict[str, CheckResult] = field(default_factory=dict)
     preload: set[str] = field(default_factory=set)
     datasets: set[str] = field(default_factory=set)
+    limits: Limits = field(default_factory=Limits)
+    hidden: set[Path] = field(default_factory=set)  # folders the worker must not see
     session: WorkerSession | None = None
     submission: Submission | None = None
     startup_error: Exception | None = None
@@ -103,6 +105,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="do not import TensorFlow in the worker before the first check needs it",
     )
+    group.addoption(
+        "--memory-limit",
+        type=float,
+        metavar="GIB",
+        help=f"memory of each worker process (default {Limits().memory_bytes / 2**30:g} GiB)",
+    )
+    group.addoption(
+        "--disk-limit",
+        type=float,
+        metavar="GIB",
+        help=f"what the submission may write in all (default {Limits().disk_bytes / 2**30:g} GiB)",
+    )
+    group.addoption(
+        "--allow-network",
+        action="store_true",
+        help="let the submission use the network (off by default)",
+    )
     group.addoption("--dlgrade-live", action="store_true", help=f"(internal) {console.__name__}")
 
 
@@ -115,16 +134,24 @@ def pytest_configure(config: pytest.Config) -> None:
         call_timeout=config.getoption("call_timeout"),
         preload_enabled=not config.getoption("no_preload"),
         live=config.getoption("dlgrade_live"),
+        limits=Limits.configured(
+            memory_gib=config.getoption("memory_limit"),
+            disk_gib=config.getoption("disk_limit"),
+            allow_network=config.getoption("allow_network"),
+        ),
     )
     if config.getoption("dlgrade_live"):
         config.stash[STATE].progress = console.Progress(config)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash[STATE]
     if state.submission_path is None:
         return None
-    return console.header(state.submission_path, state.tier, state.seed)
+    return [
+        console.header(state.submission_path, state.tier, state.seed),
+        sandbox.describe(state.limits),
+    ]
 
 
 # -- collection --------------------------------------------------------------------------
@@ -177,6 +204,7 @@ def pytest_collection_modifyitems(
             problems += _validate_module(module)
             state.preload.update(getattr(module, "PRELOAD", ()))
             state.datasets.update(getattr(module, "DATASETS", ()))
+            state.hidden.add(Path(module.__file__).resolve().parent)  # hidden rubrics
         spec = getattr(getattr(item, "function", None), CHECK_ATTRIBUTE, None)
         if not isinstance(spec, CheckSpec):
             problems.append(
@@ -207,8 +235,13 @@ def _start(state: GradingState, config: pytest.Config) -> None:
     """Start the worker now, so TensorFlow loads there while pytest sets up the first check."""
     preload = sorted(state.preload) if state.preload_enabled else []
     try:
+        results = [config.getoption("grade_json"), getattr(config.option, "xmlpath", None)]
         state.session = WorkerSession(
-            state.submission_path, Limits(), preload=preload, datasets=sorted(state.datasets)
+            state.submission_path,
+            state.limits,
+            preload=preload,
+            datasets=sorted(state.datasets),
+            hidden=state.hidden | {Path(r).resolve().parent for r in results if r},
         )
         state.submission = Submission(state.submission_path, state.session)
         state.session.start()
@@ -220,6 +253,7 @@ def _start(state: GradingState, config: pytest.Config) -> None:
         config.get_terminal_writer().line(
             console.header(state.submission_path, state.tier, state.seed)
         )
+        config.get_terminal_writer().line(sandbox.describe(state.limits))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -368,6 +402,8 @@ def classify(excinfo, spec: CheckSpec) -> tuple[str, str, str]:
         return "fail", "check_failed", (str(exc) or "the check's assertion failed") + fix
     if isinstance(exc, DataError):
         return "error", "data_missing", str(exc)
+    if isinstance(exc, RunnerError):
+        return "error", "runner", str(exc)
     if isinstance(exc, SandboxError):
         return "error", "harness_error", HARNESS_ERROR_PREFIX + str(exc)
     trace = "".join(traceback.format_exception(exc)).rstrip()

@@ -81,16 +81,18 @@ def test_mutant_is_killed_by_the_checks_it_names(grade, tmp_path, path):
     graded_here = 0
     for name in mutant.kills:
         result = graded.check(name)
-        if result["reason"] == "data_missing":
-            continue  # a failure for lack of data proves nothing about the check
+        if result["reason"] in ("data_missing", "runner"):
+            continue  # a failure for lack of data or a GPU proves nothing about the check
         graded_here += 1
         assert result["outcome"] != "pass", f"{mutant.name} survived {name}"
         assert result["reason"] not in ("rubric_error", "harness_error"), result["feedback"]
     if not graded_here:
-        pytest.skip(f"the data {mutant.name}'s checks need is not here")
+        pytest.skip(f"the data or GPU that {mutant.name}'s checks need is not here")
 
 
-@pytest.mark.parametrize("activity", ["1.01", "2.01", "3.01", "4.01", "4.02", "5.01", "6.01"])
+@pytest.mark.parametrize(
+    "activity", ["1.01", "2.01", "3.01", "3.02", "4.01", "4.02", "5.01", "6.01", "7.01"]
+)
 def test_every_check_has_a_mutant(activity):
     killed = {
         name
