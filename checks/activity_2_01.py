@@ -96,12 +96,6 @@ def test_load_data_reads_the_given_path(submission, student, scratch):
     _load(submission, student, csv)
 
 
-def _model(submission, student, **kwargs):
-    call = "build_model(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
-    handle = expect.handle(student.build_model(**kwargs), call)
-    return handle, submission.load_model(handle), call
-
-
 @dlgrade.check(
     points=3,
     feedback="build_model() must stack Dense(300, relu) → Dense(200, relu) → Dense(100, relu) "
@@ -109,7 +103,7 @@ def _model(submission, student, **kwargs):
 )
 def test_model_architecture(submission, student):
     """The model is Dense 300/200/100 relu + Dense 1 sigmoid with 98,701 parameters."""
-    _, model, call = _model(submission, student)
+    _, model, call = submission.build_model(student.build_model)
     layers = [layer for layer in models.layers(model) if layer.class_name != "InputLayer"]
     dense = [layer for layer in layers if layer.class_name == "Dense"]
     got_units = [layer.units for layer in dense]
@@ -135,7 +129,7 @@ def test_model_architecture(submission, student):
 )
 def test_model_compile_settings(submission, student):
     """The model is compiled with adam, binary cross-entropy and accuracy."""
-    _, model, call = _model(submission, student)
+    _, model, call = submission.build_model(student.build_model)
     settings = models.compile_settings(model)
     if settings.optimizer != "adam":
         dlgrade.fail(f"{call} is compiled with optimizer {settings.optimizer!r}; expected adam")
@@ -154,7 +148,7 @@ def test_model_compile_settings(submission, student):
 )
 def test_model_input_dim_is_honoured(submission, student):
     """build_model(input_dim=30) takes 30 inputs (89,701 parameters)."""
-    _, model, call = _model(submission, student, input_dim=30)
+    _, model, call = submission.build_model(student.build_model, input_dim=30)
     total, _, _ = models.param_counts(model)
     if tuple(model.input_shape) != (None, 30) or total != 89_701:
         dlgrade.fail(
@@ -172,7 +166,7 @@ def test_model_input_dim_is_honoured(submission, student):
 def test_training_reaches_book_accuracy(submission, student, sonar_csv):
     """30 epochs of train() reach training accuracy ≥ 0.95, backed by the trained weights."""
     X, y = _load(submission, student, sonar_csv)
-    handle, _, _ = _model(submission, student)
+    handle, _, _ = submission.build_model(student.build_model)
     history = expect.mapping(
         student.train(handle, X, y, epochs=30), "train(model, X, y, epochs=30)"
     )
@@ -211,7 +205,7 @@ def test_training_reaches_book_accuracy(submission, student, sonar_csv):
 )
 def test_architecture_generalises_on_a_hidden_split(submission, student, sonar_csv):
     """The submitted architecture, trained by the grader, beats 0.70 on unseen rows."""
-    handle, model, _ = _model(submission, student)
+    handle, model, _ = submission.build_model(student.build_model)
     accuracy = hidden_split_accuracy(model, sonar_csv)
     if accuracy < HIDDEN_ACCURACY:
         dlgrade.fail(

@@ -159,11 +159,6 @@ def test_train_is_augmented_and_validation_is_not(submission, student, fashion):
         dlgrade.fail("every training image is an original image/255: no augmentation is applied")
 
 
-def _model(submission, student):
-    handle = expect.handle(student.build_model(), "build_model()")
-    return handle, submission.load_model(handle)
-
-
 @dlgrade.check(
     points=3,
     feedback="build_model() must be Conv2D(64, 3, relu) → MaxPooling2D → Conv2D(128, 3, relu) "
@@ -171,7 +166,7 @@ def _model(submission, student):
 )
 def test_model_architecture(submission, student):
     """The CNN has the book's layers, kernels and activations: 485,514 parameters."""
-    _, model = _model(submission, student)
+    _, model, _ = submission.build_model(student.build_model)
     got = [
         (layer.class_name, layer.units, layer.activation, layer.kernel_size)
         for layer in models.layers(model)
@@ -192,7 +187,7 @@ def test_model_architecture(submission, student):
 )
 def test_model_compile_settings(submission, student):
     """The model is compiled with Adam(0.001), sparse categorical cross-entropy, accuracy."""
-    _, model = _model(submission, student)
+    _, model, _ = submission.build_model(student.build_model)
     settings = models.compile_settings(model)
     ok = (
         settings.optimizer == "adam"
@@ -230,7 +225,7 @@ def test_short_training_learns(submission, student, fashion):
         2,
         "make_datasets(...)",
     )
-    handle, untrained = _model(submission, student)
+    handle, untrained, _ = submission.build_model(student.build_model)
     before, _ = _evaluate(untrained, x_test[:500], y_test[:500])
     expect.mapping(
         student.train(handle, train, val, epochs=2), "train(model, train, val, epochs=2)"
@@ -258,7 +253,7 @@ def test_book_training_reaches_validation_accuracy(submission, student, fashion)
     train, val = expect.sequence(
         student.make_datasets(x_train, y_train, x_test, y_test), 2, "make_datasets(...)"
     )
-    handle, _ = _model(submission, student)
+    handle, _, _ = submission.build_model(student.build_model)
     expect.mapping(student.train(handle, train, val, epochs=5), "train(...)")
     _, accuracy = _evaluate(submission.load_model(handle), x_test, y_test)
     if accuracy < FULL_ACCURACY:

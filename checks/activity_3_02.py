@@ -79,12 +79,6 @@ def test_datasets_from_a_class_per_folder_tree(submission, student, shared_tree)
             dlgrade.fail(f"{what} labels are not one-hot rows of width {CLASSES}")
 
 
-def _model(submission, student, **kwargs):
-    call = "build_model(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
-    handle = expect.handle(student.build_model(**kwargs), call)
-    return handle, submission.load_model(handle), call
-
-
 @dlgrade.check(
     points=3,
     feedback="build_model must put a VGG16 base (include_top=False) with base.trainable = "
@@ -93,7 +87,7 @@ def _model(submission, student, **kwargs):
 )
 def test_frozen_base_and_trainable_head(submission, student):
     """VGG16 frozen (14,714,688), head trainable (4,729,120), 19,443,808 in all."""
-    _, model, call = _model(submission, student, weights=None)
+    _, model, call = submission.build_model(student.build_model, weights=None)
     total, trainable, frozen = models.param_counts(model)
     if (total, trainable, frozen) != (TOTAL_PARAMS, HEAD_PARAMS, BASE_PARAMS):
         dlgrade.fail(
@@ -111,7 +105,7 @@ def test_frozen_base_and_trainable_head(submission, student):
 )
 def test_number_of_classes_follows_the_data(submission, student):
     """build_model(num_classes=5) gives a 5-way softmax head."""
-    _, model, call = _model(submission, student, num_classes=CLASSES, weights=None)
+    _, model, call = submission.build_model(student.build_model, num_classes=CLASSES, weights=None)
     if tuple(model.output_shape) != (None, CLASSES):
         dlgrade.fail(f"{call} outputs shape {model.output_shape}; expected (None, {CLASSES})")
     if model.layers[-1].get_config().get("activation") != "softmax":
@@ -124,7 +118,7 @@ def test_number_of_classes_follows_the_data(submission, student):
 )
 def test_model_compile_settings(submission, student):
     """The model is compiled with Adam(0.001) and categorical cross-entropy."""
-    _, model, call = _model(submission, student, num_classes=CLASSES, weights=None)
+    _, model, call = submission.build_model(student.build_model, num_classes=CLASSES, weights=None)
     settings = models.compile_settings(model)
     if not (
         settings.optimizer == "adam"
@@ -163,7 +157,9 @@ def test_a_few_steps_train_the_head_only(submission, student, shared_tree, tree)
     """Six steps lower the loss, change the head and leave every base weight unchanged."""
     x, y = _training_images(tree)
     train, val = _datasets(submission, student, shared_tree)
-    handle, before_model, _ = _model(submission, student, num_classes=CLASSES, weights=None)
+    handle, before_model, _ = submission.build_model(
+        student.build_model, num_classes=CLASSES, weights=None
+    )
     before = float(before_model.evaluate(x, y, verbose=0)[0])
     expect.mapping(
         student.train(handle, train, val, epochs=1, steps_per_epoch=6, validation_steps=1),

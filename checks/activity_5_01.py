@@ -147,11 +147,6 @@ def test_lookback_semantics_and_shapes(student, closes):
                 )
 
 
-def _model(submission, student):
-    handle = expect.handle(student.build_model(), "build_model()")
-    return handle, submission.load_model(handle)
-
-
 @dlgrade.check(
     points=2,
     feedback="build_model(look_back=10) must be Reshape((10, 1)) → Conv1D(5, 3, relu) → "
@@ -159,7 +154,7 @@ def _model(submission, student):
 )
 def test_model_architecture(submission, student):
     """The model is Reshape → Conv1D(5, 3) → SimpleRNN(32) → Dropout → Dense(1): 1,269 params."""
-    _, model = _model(submission, student)
+    _, model, _ = submission.build_model(student.build_model)
     layers = [layer for layer in models.layers(model) if layer.class_name != "InputLayer"]
     names = [layer.class_name for layer in layers]
     total, _, _ = models.param_counts(model)
@@ -182,7 +177,7 @@ def test_model_architecture(submission, student):
 )
 def test_model_compile_settings(submission, student):
     """The model is compiled with MSE and adam."""
-    _, model = _model(submission, student)
+    _, model, _ = submission.build_model(student.build_model)
     settings = models.compile_settings(model)
     if settings.optimizer != "adam" or settings.loss not in ("mean_squared_error", "mse"):
         dlgrade.fail(
@@ -213,7 +208,7 @@ def test_one_epoch_lowers_the_loss(submission, student, closes):
     """One epoch of train() on 400 windows lowers their MSE (measured on the returned weights)."""
     X, y, _, _ = _scaled_windows(closes)
     X, y = X[:STANDARD_WINDOWS], y[:STANDARD_WINDOWS]
-    handle, untrained = _model(submission, student)
+    handle, untrained, _ = submission.build_model(student.build_model)
     before = _mse(untrained, X, y)
     expect.mapping(student.train(handle, X, y, epochs=1, batch_size=1), "train(...)")
     after = _mse(submission.load_model(handle), X, y)
@@ -234,7 +229,7 @@ def test_one_epoch_lowers_the_loss(submission, student, closes):
 def test_book_training_reaches_test_rmse(submission, student, closes):
     """The book's 5 epochs at batch 1 reach test RMSE ≤ 0.06 on the scaled series."""
     X, y, test_X, test_y = _scaled_windows(closes)
-    handle, _ = _model(submission, student)
+    handle, _, _ = submission.build_model(student.build_model)
     expect.mapping(student.train(handle, X, y, epochs=5, batch_size=1), "train(...)")
     rmse = float(np.sqrt(_mse(submission.load_model(handle), test_X, test_y)))
     if rmse > FULL_RMSE:

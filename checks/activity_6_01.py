@@ -128,11 +128,6 @@ def test_make_sequences_vocabulary_cap_and_padding(student):
         )
 
 
-def _model(submission, student, **kwargs):
-    handle = expect.handle(student.build_model(**kwargs), "build_model()")
-    return handle, submission.load_model(handle)
-
-
 @dlgrade.check(
     points=3,
     feedback="build_model() must be Embedding(10000, 32) → SpatialDropout1D(0.4) → LSTM(64, "
@@ -141,7 +136,7 @@ def _model(submission, student, **kwargs):
 )
 def test_model_architecture(submission, student):
     """The model is the book's stacked LSTM with its dropout rates: 381,025 parameters."""
-    _, model = _model(submission, student)
+    _, model, _ = submission.build_model(student.build_model)
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     got = []
     for layer in layers:
@@ -166,7 +161,7 @@ def test_model_architecture(submission, student):
 )
 def test_model_compile_settings(submission, student):
     """The model is compiled with rmsprop and binary cross-entropy."""
-    _, model = _model(submission, student)
+    _, model, _ = submission.build_model(student.build_model)
     settings = models.compile_settings(model)
     if settings.optimizer != "rmsprop" or settings.loss != "binary_crossentropy":
         dlgrade.fail(
@@ -182,7 +177,7 @@ def test_model_compile_settings(submission, student):
 )
 def test_predict_labels_are_thresholded_probabilities(submission, student):
     """predict_labels returns 0/1 ints that match the model's probabilities at 0.5."""
-    handle, model = _model(submission, student)
+    handle, model, _ = submission.build_model(student.build_model)
     X = np.random.default_rng(601).integers(1, 10_000, size=(64, 100))
     got = expect.array(student.predict_labels(handle, X), "predict_labels(model, X)", kinds="iub")
     if got.shape not in ((64,), (64, 1)):
@@ -204,7 +199,7 @@ def _pipeline(submission, student, train_frame, test_frame, **train_kwargs):
     )
     X_train = expect.array(X_train, "X_train", shape=(len(train_frame), 100), kinds="iu")
     X_test = expect.array(X_test, "X_test", shape=(len(test_frame), 100), kinds="iu")
-    handle, _ = _model(submission, student)
+    handle, _, _ = submission.build_model(student.build_model)
     y = train_frame.label.to_numpy()
     expect.mapping(student.train(handle, X_train, y, **train_kwargs), "train(...)")
     trained = submission.load_model(handle)

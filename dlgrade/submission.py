@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dlgrade.protocol import Handle
 from dlgrade.rubric import ACTIVITIES
 from dlgrade.sandbox import WorkerSession
+
+
+class BuiltModel(NamedTuple):
+    """A model built by the submission: its handle, the trusted copy, and the call made."""
+
+    handle: Handle
+    model: Any
+    call: str
 
 
 class RemoteFunction:
@@ -71,6 +79,20 @@ class Submission:
         """Save the model behind ``handle`` as ``.keras`` and return the trusted copy."""
         __tracebackhide__ = True
         return self.session.export_model(handle, timeout=self.timeout)
+
+    def build_model(self, function: RemoteFunction, **kwargs: Any) -> BuiltModel:
+        """Call a model-building function of the submission and load what it built.
+
+        ``submission.build_model(student.build_model, input_dim=30)`` returns the handle
+        (to train it in the worker), the trusted copy (to inspect) and ``"build_model(
+        input_dim=30)"`` for messages; anything but a model fails the check.
+        """
+        __tracebackhide__ = True
+        from dlgrade import expect
+
+        call = f"{function._name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+        handle = expect.handle(function(**kwargs), call)
+        return BuiltModel(handle, self.load_model(handle), call)
 
     def load_model(self, handle: Handle):
         """Export the model behind ``handle`` and load it here with ``safe_mode=True``."""
