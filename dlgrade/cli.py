@@ -71,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--checks", type=Path, metavar="DIR", help="rubric folder (checks/)")
     check.add_argument("--seed", type=int, help="session seed (default: the plugin's)")
     check.add_argument("--call-timeout", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
+    check.add_argument(
+        "--memory-limit", type=float, metavar="GIB", help="memory of each worker process, in GiB"
+    )
+    check.add_argument(
+        "--disk-limit",
+        type=float,
+        metavar="GIB",
+        help="what the submission may write in all, in GiB",
+    )
+    check.add_argument(
+        "--allow-network", action="store_true", help="let the submission use the network"
+    )
     check.set_defaults(run=run_check)
 
     data = commands.add_parser("data", help="datasets: list, fetch, verify, path, synth")
@@ -317,6 +329,12 @@ def run_check(args: argparse.Namespace) -> int:
         pytest_args += ["--junit-xml", str(args.junit_xml)]
     if args.call_timeout:
         pytest_args += ["--call-timeout", str(args.call_timeout)]
+    if args.memory_limit:
+        pytest_args += ["--memory-limit", str(args.memory_limit)]
+    if args.disk_limit:
+        pytest_args += ["--disk-limit", str(args.disk_limit)]
+    if args.allow_network:
+        pytest_args.append("--allow-network")
     return grade(pytest_args, args.min_score)
 
 

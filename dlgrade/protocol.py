@@ -186,7 +186,13 @@ class Codec:
             return self._as_handle(array)
         self._counter += 1
         name = f"{self.side}-{os.getpid()}-{self._counter}.npy"
-        np.save(self.exchange_dir / name, array, allow_pickle=False)
+        # The exchange folder belongs to the worker, which could plant a link under the next
+        # name: create the file, never follow or reuse what is there.
+        path = self.exchange_dir / name
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
         return {"__ndarray__": name}
 
     # decoding

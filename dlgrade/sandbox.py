@@ -7,6 +7,10 @@ and at most one live worker process, started again after a crash or a timeout.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import glob
+import json
 import os
 import select
 import shutil
@@ -17,11 +21,14 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlgrade import data
+import dlgrade
+from dlgrade import data, jail
 from dlgrade.errors import (
     CallTimeout,
     NotImplementedYet,
@@ -54,11 +61,55 @@ _SKIPPED_NAMES = {"__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache", 
 MAX_SUBMISSION_BYTES = 200 * 1024 * 1024
 MAX_SUBMISSION_FILES = 5_000
 MAX_MODEL_BYTES = 512 * 1024 * 1024
+#: more entries than this in the worker's folders counts as filling the disk
+MAX_WORKER_FILES = 100_000
+#: how often the trusted side adds up what the worker wrote, while a call runs
+DISK_CHECK_SECONDS = 0.5
+GiB = 2**30
+
+MEMORY_LIMIT_MESSAGE = (
+    "memory limit {gib} GiB exceeded during {label}; the worker was stopped. Use smaller "
+    "arrays, batches or models (the limit holds for each process of the submission)."
+)
+CPU_LIMIT_MESSAGE = (
+    "CPU time limit of {seconds} s exceeded during {label}; the worker was stopped. Look "
+    "for an infinite loop, or training far longer than the check asked for."
+)
+PROCESS_LIMIT_MESSAGE = (
+    "process limit of {count} processes and threads reached during {label}; the worker was "
+    "stopped. Do not start processes or threads in a loop."
+)
+DISK_LIMIT_MESSAGE = (
+    "disk limit exceeded during {label}: the submission may write {file_gib} GiB per file "
+    "and {disk_gib} GiB in all; the worker was stopped and its folder reset. Write less."
+)
+WORKER_BROKEN_MESSAGE = (
+    "the worker failed while answering {label} ({error}); your code probably replaced "
+    "something it needs (a built-in such as isinstance, or a library function). Do not "
+    "patch built-ins or libraries."
+)
+FALLBACK_WARNING = (
+    "dlgrade: the worker sandbox is NOT isolated: {why}. Student code runs with resource "
+    "limits only; network and filesystem isolation are OFF (run as root on Linux with "
+    "`unshare` for both; see docs/security.md)."
+)
+
+
+class IsolationWarning(UserWarning):
+    """The machine cannot jail workers: they run with resource limits only."""
+
+
+def _gib(value: int) -> str:
+    return f"{value / GiB:g}"
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-worker limits. Timeouts are wall-clock seconds."""
+    """Per-worker limits: the one place their numbers live. Timeouts are wall-clock seconds.
+
+    Memory, CPU, processes and file size are kernel resource limits on every process of the
+    worker; disk is checked by the trusted side while a call runs (see docs/security.md).
+    """
 
     call_timeout: float = 60.0
     start_timeout: float = 60.0
@@ -70,6 +121,98 @@ class Limits:
     output_keep_bytes: int = 16 * 1024
     #: output kept per worker in the log file
     log_keep_bytes: int = 1024 * 1024
+    #: address space of each worker process (RLIMIT_AS). TensorFlow training the rubrics'
+    #: models peaks at 1.4-2.0 GiB here (benchmarks/sandbox_cost.py): 4 GiB leaves room.
+    memory_bytes: int = 4 * GiB
+    #: CPU seconds each worker process may use over its life (RLIMIT_CPU): a backstop for a
+    #: process that escapes the per-call wall clock, not the per-call limit
+    cpu_seconds: int = 4 * 3600
+    #: processes and threads of one worker together (RLIMIT_NPROC on its own uid)
+    max_processes: int = 512
+    #: largest file the worker may write (RLIMIT_FSIZE) ...
+    file_bytes: int = 2 * GiB
+    #: ... and all it may keep in its folders (scratch copy, home, exchange) together
+    disk_bytes: int = 4 * GiB
+    #: network is off (a new, empty network namespace) unless this is set
+    network: bool = False
+
+    @classmethod
+    def configured(
+        cls, *, memory_gib: float | None, disk_gib: float | None, allow_network: bool
+    ) -> Limits:
+        """The defaults with what the command line sets (``--memory-limit`` and friends)."""
+        limits = cls(network=allow_network)
+        if memory_gib is not None:
+            limits = dataclasses.replace(limits, memory_bytes=int(memory_gib * GiB))
+        if disk_gib is not None:
+            disk = int(disk_gib * GiB)
+            limits = dataclasses.replace(
+                limits, disk_bytes=disk, file_bytes=min(limits.file_bytes, disk)
+            )
+        return limits
+
+    def rlimits(self) -> jail.Rlimits:
+        return jail.Rlimits(
+            address_space=None if gpu_visible() else self.memory_bytes,
+            cpu_seconds=self.cpu_seconds,
+            processes=self.max_processes,
+            file_size=self.file_bytes,
+        )
+
+
+def gpu_visible() -> bool:
+    """CUDA reserves far more address space than any RLIMIT_AS that would be useful."""
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return devices not in ("", "-1") and bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+ISOLATION_MODES = ("auto", "namespaces", "rlimits")
+
+
+def isolation_mode(requested: str | None = None) -> str:
+    """``"namespaces"`` (the jail) or ``"rlimits"`` (the fallback), warning once about the latter.
+
+    ``requested`` (or ``DLGRADE_ISOLATION``) may force either; ``auto`` probes the machine.
+    """
+    choice = requested or os.environ.get("DLGRADE_ISOLATION") or "auto"
+    if choice not in ISOLATION_MODES:
+        raise SandboxError(f"isolation must be one of {ISOLATION_MODES}, got {choice!r}")
+    if choice == "rlimits":
+        return "rlimits"
+    found = jail.support()
+    if found.namespaces:
+        return "namespaces"
+    if choice == "namespaces":
+        raise SandboxError(f"namespace isolation was asked for, but {found.why_not}")
+    _warn_fallback(found.why_not)
+    return "rlimits"
+
+
+@functools.cache
+def _warn_fallback(why: str) -> None:
+    warnings.warn(FALLBACK_WARNING.format(why=why), IsolationWarning, stacklevel=3)
+
+
+def describe(limits: Limits, mode: str | None = None) -> str:
+    """One line for the report header: how the worker is isolated and limited."""
+    mode = mode or isolation_mode()
+    memory = (
+        "not enforced (a GPU is visible)" if gpu_visible() else f"{_gib(limits.memory_bytes)} GiB"
+    )
+    numbers = (
+        f"memory {memory}, CPU {limits.cpu_seconds} s, {limits.max_processes} processes, "
+        f"disk {_gib(limits.disk_bytes)} GiB ({_gib(limits.file_bytes)} GiB per file)"
+    )
+    if mode == "namespaces":
+        network = "network ON (--allow-network)" if limits.network else "no network"
+        return (
+            f"sandbox: namespaces ({network}, private mounts and pids), unprivileged uid; {numbers}"
+        )
+    why = jail.support().why_not or "asked for (DLGRADE_ISOLATION=rlimits)"
+    return (
+        f"sandbox: WARNING resource limits only ({why}); network and filesystem "
+        f"isolation are OFF; {numbers}"
+    )
 
 
 class OutputCapture:
@@ -78,6 +221,8 @@ class OutputCapture:
     A *window* is the output of one check: its first ``keep`` bytes are kept, the rest only
     counted. The log file keeps the first ``log_keep`` bytes of the whole worker's output.
     """
+
+    TAIL_BYTES = 4096
 
     def __init__(self, fd: int, log_path: Path, keep: int, log_keep: int, flood: int):
         self._fd = fd
@@ -89,8 +234,10 @@ class OutputCapture:
         self.flooded = False
         self._marked = 0
         self._marked_event = threading.Condition(self._lock)
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed by the reader thread
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._log = os.fdopen(fd, "ab")  # closed by the reader thread
         self._log_left = log_keep
+        self._tail = b""  # the last bytes, to recognise how a dead worker died
         self._thread = threading.Thread(target=self._drain, name="dlgrade-output", daemon=True)
         self._thread.start()
 
@@ -112,6 +259,7 @@ class OutputCapture:
                         self._window += chunk[:room]
                     if self._window_total > self._flood:
                         self.flooded = True
+                    self._tail = (self._tail + chunk)[-self.TAIL_BYTES :]
                 if self._log_left > 0:
                     self._log.write(chunk[: self._log_left])
                     self._log_left -= len(chunk)
@@ -141,15 +289,24 @@ class OutputCapture:
             text += f"\n[... {dropped:,} more bytes of output not shown]"
         return text
 
+    def tail(self) -> str:
+        with self._lock:
+            return self._tail.decode("utf-8", errors="replace")
+
     def join(self, timeout: float = 2.0) -> None:
         self._thread.join(timeout)
 
 
 class _WorkerProcess:
-    """One live worker process and its three pipes."""
+    """One live worker process and its three pipes.
+
+    In the jail (``namespaces``) the process started is ``unshare``; the worker is its child
+    and PID 1 of a new PID namespace, so killing it kills everything the submission started.
+    """
 
     def __init__(self, session: WorkerSession, generation: int):
         self.generation = generation
+        self.mode = session.mode
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -164,23 +321,34 @@ class _WorkerProcess:
             str(rep_w),
             str(session.exchange_dir),
         ]
+        # In the jail, unshare's and the jail's own messages go to a log of ours; the jail
+        # hands the worker the output pipe as its stdout and stderr just before exec.
+        self.jail_log = session.root / "jail.log"
+        own_output, pass_fds = out_w, (req_r, rep_w)
+        if self.mode == "namespaces":
+            config = session.jail_config(command, output_fd=out_w)
+            command = jail.unshare_command(config, network=session.limits.network)
+            own_output = os.open(self.jail_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            pass_fds = (req_r, rep_w, out_w)
+        else:
+            command.append(json.dumps(dataclasses.asdict(session.limits.rlimits())))
         try:
             self.proc = subprocess.Popen(
                 command,
                 cwd=session.scratch_dir,
                 env=session.environment(),
                 stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=out_w,
-                pass_fds=(req_r, rep_w),
+                stdout=own_output,
+                stderr=own_output,
+                pass_fds=pass_fds,
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as exc:
-            for fd in (req_r, self.req_w, self.rep_r, rep_w, out_r, out_w):
+            for fd in {req_r, self.req_w, self.rep_r, rep_w, out_r, out_w, own_output}:
                 os.close(fd)
             raise SandboxError(f"could not start the worker ({command[0]}): {exc}") from None
-        for fd in (req_r, rep_w, out_w):
+        for fd in {req_r, rep_w, out_w, own_output}:
             os.close(fd)
         self.output = OutputCapture(
             out_r,
@@ -191,11 +359,50 @@ class _WorkerProcess:
         )
         self.pending = 0  # replies owed for requests sent without waiting (preload)
         self.sent = 0  # requests sent; the worker marks its output after each
+        self.worker_pid: int | None = None if self.mode == "namespaces" else self.proc.pid
+        self.cpu_seconds = 0.0  # the worker process's CPU time, last sampled
+        self.peak_bytes = 0  # its peak address space, last sampled
+        self.exit_code: int | None = None  # how it ended, before any kill of ours
+        self.student_code = False  # whether it has imported a module of the submission
+
+    def find_worker(self) -> None:
+        """The worker's pid as seen from here: in the jail, the one child of ``unshare``."""
+        if self.worker_pid is not None:
+            return
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return
+        if children.split():
+            self.worker_pid = int(children.split()[0])
+
+    def sample(self) -> None:
+        """Read the worker's CPU time and peak address space (to tell how it died)."""
+        if self.worker_pid is None:
+            return
+        try:
+            fields = Path(f"/proc/{self.worker_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{self.worker_pid}/status").read_text()
+        except (OSError, IndexError):
+            return
+        self.cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for line in status.splitlines():
+            if line.startswith("VmPeak:"):
+                self.peak_bytes = max(self.peak_bytes, int(line.split()[1]) * 1024)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def kill(self) -> None:
+        """Kill the worker and everything it started, and wait until they are gone."""
+        if self.exit_code is None:
+            self.exit_code = self.proc.poll()
+        if self.worker_pid is not None and self.mode == "namespaces":
+            # PID 1 of the namespace: the kernel kills every other process in it.
+            try:
+                os.kill(self.worker_pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -204,6 +411,8 @@ class _WorkerProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        if self.worker_pid is not None and self.mode == "namespaces":
+            _wait_gone(self.worker_pid, timeout=10)
         for fd in (self.req_w, self.rep_r):
             try:
                 os.close(fd)
@@ -211,8 +420,24 @@ class _WorkerProcess:
                 pass
         self.output.join()
 
+    def returncode(self) -> int | None:
+        """How the worker ended (negative: the signal), before any kill of ours."""
+        code = self.exit_code if self.exit_code is not None else self.proc.returncode
+        # util-linux's unshare cannot re-raise a child's SIGKILL on itself: it says so and
+        # exits with 1.
+        if self.mode == "namespaces" and code == 1 and UNSHARE_SIGKILL in self.jail_messages():
+            return -signal.SIGKILL
+        return code
+
+    def jail_messages(self) -> str:
+        """What unshare and the jail said (empty outside the jail)."""
+        try:
+            return self.jail_log.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
     def describe_exit(self) -> str:
-        code = self.proc.returncode
+        code = self.returncode()
         if code is None:
             return "stopped answering"
         if code < 0:
@@ -224,26 +449,62 @@ class _WorkerProcess:
         return f"exited with code {code}"
 
 
+#: what util-linux's unshare says when its child died of SIGKILL (it then exits with 1)
+UNSHARE_SIGKILL = "sigprocmask unblock failed"
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait until ``pid`` has exited (a zombie counts: its namespace is already empty)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
+
+
 class WorkerSession:
     """The trusted side's handle on one submission's worker, restarted as needed."""
 
-    def __init__(self, submission_dir: Path, limits: Limits | None = None, preload=(), datasets=()):
+    def __init__(
+        self,
+        submission_dir: Path,
+        limits: Limits | None = None,
+        preload=(),
+        datasets=(),
+        *,
+        hidden: Iterable[Path] = (),
+        isolation: str | None = None,
+    ):
+        """``hidden``: folders the worker must not see besides the defaults (the rubric
+        folders, the results folder); ``isolation``: force ``"namespaces"`` or ``"rlimits"``.
+        """
         self.submission_dir = Path(submission_dir).resolve()
         if not self.submission_dir.is_dir():
             raise SandboxError(f"submission folder {submission_dir} does not exist")
         self.limits = limits or Limits()
         self.preload = tuple(preload)
+        self.datasets = tuple(datasets)
+        self.mode = isolation_mode(isolation)
+        self.hidden = [Path(p) for p in hidden]
+        self._uid: jail.UidLease | None = None
+        if self.mode == "namespaces":
+            try:
+                self._uid = jail.UidLease()
+            except OSError as exc:
+                raise SandboxError(f"no unprivileged uid for the worker: {exc}") from None
         self.root = Path(tempfile.mkdtemp(prefix="dlgrade-"))
         self.scratch_dir = self.root / "submission"
         self.exchange_dir = self.root / "exchange"
         self.home_dir = self.root / "home"
         self.trusted_dir = self.root / "trusted"
-        for folder in (self.exchange_dir, self.home_dir, self.trusted_dir):
-            folder.mkdir()
-        copy_submission(self.submission_dir, self.scratch_dir)
-        # Keras finds Fashion-MNIST and the VGG16 weights here without a download; a
-        # dataset the rubrics need that is not here gets its synthetic twin instead.
-        self.keras_home = data.keras_home(self.home_dir / ".keras", twins=datasets)
+        self.trusted_dir.mkdir(mode=0o700)
+        if self._uid is not None:
+            self.root.chmod(0o711)  # the worker may enter its folders, not list or read ours
+        self._prepare_folders()
         self.generation = 0
         self.starts = 0
         self.start_seconds = 0.0  # spawning workers until they answer
@@ -251,6 +512,46 @@ class WorkerSession:
         self.preload_wait_seconds = 0.0  # of which the trusted side spent waiting
         self._proc: _WorkerProcess | None = None
         self._codec = Codec(self.exchange_dir, side="r")
+        self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
+        self._disk_checked = 0.0
+
+    def _prepare_folders(self) -> None:
+        """The worker's writable folders, fresh: the scratch copy, home and exchange."""
+        for folder in (self.scratch_dir, self.home_dir, self.exchange_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+        self.exchange_dir.mkdir()
+        self.home_dir.mkdir()
+        copy_submission(self.submission_dir, self.scratch_dir)
+        # Keras finds Fashion-MNIST and the VGG16 weights here without a download; a
+        # dataset the rubrics need that is not here gets its synthetic twin instead.
+        self.keras_home = data.keras_home(self.home_dir / ".keras", twins=self.datasets)
+        if self._uid is not None:
+            for folder in (self.scratch_dir, self.home_dir, self.exchange_dir):
+                _chown_tree(folder, self._uid.uid, self._uid.gid)
+
+    def jail_config(self, worker_command: list[str], output_fd: int) -> jail.Config:
+        """What the jail hides, keeps and limits for this session's worker."""
+        package = Path(dlgrade.__file__).resolve().parent
+        keep = {Path(os.path.realpath(p)) for p in _python_paths()} | {package}
+        read_only = [p for p in (data.mirror_dir(), data.cache_dir()) if p and p.is_dir()]
+        read_only = [Path(os.path.realpath(p)) for p in read_only]
+        hide = [*self.hidden, self.submission_dir.parent, Path.home()]
+        repository = package.parent
+        if any((repository / marker).exists() for marker in ("checks", ".git", "pyproject.toml")):
+            hide.append(repository)  # rubrics, references, mutants, history: all of it
+        keep_all = sorted(keep | set(read_only) | {self.root})
+        return jail.Config(
+            argv=worker_command,
+            cwd=str(self.scratch_dir),
+            uid=self._uid.uid,
+            gid=self._uid.gid,
+            rlimits=self.limits.rlimits(),
+            hide=jail.plan_hidden(hide, keep_all),
+            keep=sorted(str(p) for p in keep),
+            writable=[str(self.root)],
+            read_only=[str(p) for p in read_only],
+            output_fd=output_fd,
+        )
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -266,6 +567,11 @@ class WorkerSession:
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "MPLBACKEND": "Agg",
             "KERAS_HOME": str(self.home_dir / ".keras"),
+            # glibc reserves 64 MiB of address space per thread arena: with TensorFlow's
+            # threads that alone would eat the memory limit on a many-core machine.
+            "MALLOC_ARENA_MAX": "2",
+            "USER": "student",  # the worker's uid has no passwd entry to look it up in
+            "LOGNAME": "student",
         }
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
         nltk_data = data.nltk_data_dir()
@@ -279,12 +585,22 @@ class WorkerSession:
             return
         if self._proc is not None:
             self._proc.kill()
+        if self._reset_folders:
+            self._prepare_folders()
+            self._reset_folders = False
         self.generation += 1
         self.starts += 1
         began = time.monotonic()
         self._proc = _WorkerProcess(self, self.generation)
         self._codec.generation = self.generation
-        self._request({"op": "hello"}, self.limits.start_timeout, label="worker start-up")
+        try:
+            self._request({"op": "hello"}, self.limits.start_timeout, label="worker start-up")
+        except SubmissionError as exc:
+            # No student code has run yet: a worker that cannot say hello is our failure.
+            self._proc.kill()
+            said = self._proc.jail_messages() + self._proc.output.tail()
+            raise SandboxError(f"{exc}\nwhat the worker said:\n{said}") from None
+        self._proc.find_worker()
         self.start_seconds += time.monotonic() - began
         if self.preload:
             send_message(self._proc.req_w, {"op": "preload", "modules": list(self.preload)})
@@ -296,6 +612,9 @@ class WorkerSession:
             self._proc.kill()
             self._proc = None
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._uid is not None:
+            self._uid.release()
+            self._uid = None
 
     @property
     def output(self) -> OutputCapture | None:
@@ -431,6 +750,7 @@ class WorkerSession:
                     self.preload_seconds += float(seconds)
             send_message(proc.req_w, request)
             proc.sent += 1
+            proc.student_code = proc.student_code or request.get("op") == "import"
         except OSError:  # broken pipe: the worker is gone
             self._died(proc, label)
         reply = self._answer(proc, timeout, label)
@@ -442,7 +762,21 @@ class WorkerSession:
                 raise SubmissionError(
                     f"{label} returned a value that cannot be graded: {exc}", reason="bad_value"
                 ) from None
-        raise _failure(reply.get("error"), label)
+        error = reply.get("error")
+        kind = error.get("kind") if isinstance(error, dict) else None
+        if kind == "harness" and proc.student_code:
+            # Once student code ran in it, a failing worker may be one the student broke
+            # (patched builtins, closed streams): never an internal error of ours.
+            proc.kill()
+            raise WorkerCrashed(
+                WORKER_BROKEN_MESSAGE.format(label=label, error=str(error.get("message"))[:500]),
+                reason="worker_broken",
+            )
+        if kind in LIMIT_REASONS:
+            # Out of memory, processes or disk: start the next check in a fresh worker.
+            proc.kill()
+            raise self._over_limit(kind, label, str(error.get("traceback", ""))[:20000])
+        raise _failure(error, label)
 
     def _answer(self, proc: _WorkerProcess, timeout: float, label: str) -> dict:
         """Wait for one reply, watching for death, output floods and the deadline."""
@@ -463,6 +797,12 @@ class WorkerSession:
                     "an infinite loop, or training far longer than the check asked for.",
                     reason="timeout",
                 )
+            proc.sample()
+            if now - self._disk_checked >= DISK_CHECK_SECONDS:
+                self._disk_checked = now
+                if self._disk_used() > self.limits.disk_bytes:
+                    proc.kill()
+                    raise self._over_limit("disk_limit", label)
             ready, _, _ = select.select([proc.rep_r], [], [], min(0.2, deadline - now))
             if ready:
                 try:
@@ -480,8 +820,14 @@ class WorkerSession:
                 self._died(proc, label)
 
     def _died(self, proc: _WorkerProcess, label: str):
-        proc.proc.poll()
+        try:  # in the jail, unshare passes on the worker's exit a moment later
+            proc.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
         proc.kill()
+        limit = self._limit_that_killed(proc)
+        if limit is not None:
+            raise self._over_limit(limit, label)
         how = proc.describe_exit()
         raise WorkerCrashed(
             f"the worker process {how} during {label}. Something in your code ended the "
@@ -489,6 +835,84 @@ class WorkerSession:
             "memory).",
             reason="worker_died",
         )
+
+    def _limit_that_killed(self, proc: _WorkerProcess) -> str | None:
+        """Which limit, if any, explains the worker's death (the kernel does not say)."""
+        code = proc.returncode()
+        signum = -code if code is not None and code < 0 else None
+        tail = proc.output.tail()
+        if signum == signal.SIGXCPU:
+            return "cpu_limit"
+        if signum == signal.SIGXFSZ:
+            return "disk_limit"
+        # Past the hard CPU limit (or as a namespace's PID 1, which ignores SIGXCPU).
+        cores = os.cpu_count() or 1
+        if signum == signal.SIGKILL and proc.cpu_seconds >= self.limits.cpu_seconds - cores:
+            return "cpu_limit"
+        if any(words in tail for words in _PROCESS_LIMIT_WORDS):
+            return "process_limit"
+        if signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS) and (
+            proc.peak_bytes >= 0.9 * self.limits.memory_bytes
+            or any(words in tail for words in _MEMORY_WORDS)
+        ):
+            return "memory_limit"
+        return None
+
+    def _over_limit(self, reason: str, label: str, student_traceback: str = "") -> WorkerCrashed:
+        limits = self.limits
+        if reason == "memory_limit":
+            message = MEMORY_LIMIT_MESSAGE.format(gib=_gib(limits.memory_bytes), label=label)
+        elif reason == "cpu_limit":
+            message = CPU_LIMIT_MESSAGE.format(seconds=limits.cpu_seconds, label=label)
+            return CallTimeout(message, reason=reason)
+        elif reason == "process_limit":
+            message = PROCESS_LIMIT_MESSAGE.format(count=limits.max_processes, label=label)
+        else:
+            self._reset_folders = True
+            message = DISK_LIMIT_MESSAGE.format(
+                label=label, file_gib=_gib(limits.file_bytes), disk_gib=_gib(limits.disk_bytes)
+            )
+        return WorkerCrashed(message, reason=reason, student_traceback=student_traceback)
+
+    def _disk_used(self) -> int:
+        """Bytes in the worker's folders (symlinks not followed); too many files counts as full."""
+        total = files = 0
+        stack = [self.scratch_dir, self.home_dir, self.exchange_dir]
+        while stack:
+            try:
+                entries = list(os.scandir(stack.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                files += 1
+                if files > MAX_WORKER_FILES:
+                    return 2**62
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+        return total
+
+
+#: failures the worker reports when a resource limit stopped the student's code
+LIMIT_REASONS = ("memory_limit", "process_limit", "disk_limit")
+_MEMORY_WORDS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+_PROCESS_LIMIT_WORDS = ("can't start new thread", "pthread_create failed", "Resource temporarily")
+
+
+def _python_paths() -> set[str]:
+    """Where this Python and its packages live: the worker must see them to start."""
+    return {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+
+
+def _chown_tree(folder: Path, uid: int, gid: int) -> None:
+    os.chown(folder, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
 def _failure(error: Any, label: str) -> Exception:

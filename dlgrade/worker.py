@@ -1,14 +1,19 @@
 """The worker: the only process where a submission's code runs.
 
-Started by :mod:`dlgrade.sandbox` as ``python -I -m dlgrade.worker REQ_FD REPLY_FD EXCHANGE``
-with the scratch copy of the submission as its working directory. It imports the student's
-modules, calls what the rubric asks for and answers with data (see :mod:`dlgrade.protocol`).
-Nothing it says is trusted: the rubric validates every value it gets back.
+Started by :mod:`dlgrade.sandbox` (through :mod:`dlgrade.jail` where the machine allows) as
+``python -P -s -B -m dlgrade.worker REQ_FD REPLY_FD EXCHANGE [RLIMITS_JSON]`` with the
+scratch copy of the submission as its working directory; ``RLIMITS_JSON`` is given only
+when there is no jail, and the worker then applies the limits to itself. It imports the
+student's modules, calls what the rubric asks for and answers with data (see
+:mod:`dlgrade.protocol`). Nothing it says is trusted: the rubric validates every value it
+gets back.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import json
 import os
 import random
 import sys
@@ -19,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from dlgrade import jail
 from dlgrade.protocol import (
     ChannelClosed,
     Codec,
@@ -66,6 +72,7 @@ class Worker:
         self.objects: dict[int, Any] = {}
         self.codec = _WorkerCodec(exchange_dir, self.objects)
         self.modules: dict[str, Any] = {}
+        self.pid = os.getpid()  # a forked copy of the worker must never answer
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -77,6 +84,10 @@ class Worker:
         try:
             value = method(request)
         except _Failure as failure:
+            # Raised while handling the student's exception: that one says if a limit hit.
+            limit = limit_reason(failure.__context__)
+            if limit is not None:
+                failure.payload["kind"] = limit
             return {"ok": False, "error": failure.payload}
         except ProtocolError as exc:
             return {"ok": False, "error": {"kind": "protocol", "message": str(exc)}}
@@ -249,7 +260,11 @@ class Worker:
         args = self.codec.decode(request.get("args", []))
         kwargs = self.codec.decode(request.get("kwargs", {"__dict__": {}}))
         try:
-            result = function(*args, **kwargs)
+            try:
+                result = function(*args, **kwargs)
+            finally:
+                if os.getpid() != self.pid:
+                    os._exit(0)  # a process the student forked came back here: not ours
         except NotImplementedError as exc:
             raise _Failure("not_implemented", str(exc) or f"{label} is not implemented yet")
         except SystemExit as exc:
@@ -283,6 +298,23 @@ class Worker:
         return "".join(lines)
 
 
+def limit_reason(exc: BaseException | None) -> str | None:
+    """The resource limit behind an exception (or its causes), if it is one of ours."""
+    for _ in range(8):
+        if exc is None:
+            return None
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError":
+            return "memory_limit"
+        if isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN:
+            return "process_limit"  # fork() or clone() refused: RLIMIT_NPROC
+        if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+            return "process_limit"
+        if isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+            return "disk_limit"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _mark_output(served: int) -> None:
     """Flush the student's output and mark where this request's output ends.
 
@@ -303,6 +335,11 @@ def _mark_output(served: int) -> None:
 def main(argv: list[str]) -> int:
     request_fd, reply_fd = int(argv[1]), int(argv[2])
     exchange_dir = Path(argv[3])
+    if len(argv) > 4:  # no jail on this machine: limit ourselves before any student import
+        limits = jail.Rlimits(**json.loads(argv[4]))
+        # RLIMIT_NPROC counts all of our uid's processes: root is exempt, others share it.
+        already = jail.count_tasks(os.getuid()) if os.getuid() != 0 else 0
+        jail.set_limits(limits, processes_already=already)
     submission_dir = Path.cwd().resolve()
     sys.path.append(str(submission_dir))
     sys.argv = ["dlgrade-worker"]
@@ -325,6 +362,8 @@ def main(argv: list[str]) -> int:
                     "traceback": traceback.format_exc(),
                 },
             }
+        if os.getpid() != worker.pid:
+            os._exit(0)  # a process the student forked came back here: it must not answer
         _mark_output(served)
         try:
             send_message(reply_fd, reply)

@@ -93,3 +93,20 @@ def broken(tmp_path: Path):
         return target
 
     return copy
+
+
+def running(*argv: str) -> list[int]:
+    """Pids of live processes (not zombies) whose command line is exactly ``argv``."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes() != wanted:
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX":
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found

@@ -1,6 +1,6 @@
 """The worker session: calls, handles, limits, restarts — without a pytest session around it."""
 
-import os
+import random
 import time
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pytest
 from dlgrade.errors import CallTimeout, SubmissionError, WorkerCrashed
 from dlgrade.protocol import Handle
 from dlgrade.sandbox import Limits, WorkerSession
+from tests.conftest import running
 
 MODULE = """
 import os, subprocess, sys, time
@@ -42,8 +43,8 @@ def shout(text):
     return len(text)
 
 
-def spawn_and_hang(pidfile):
-    child = subprocess.Popen(["sleep", "120"])
+def spawn_and_hang(pidfile, seconds):
+    child = subprocess.Popen(["sleep", seconds])
     with open(pidfile, "w") as fh:
         fh.write(str(child.pid))
     while True:
@@ -98,13 +99,15 @@ def test_printed_output_is_captured_per_check(session):
 
 def test_a_timeout_kills_the_whole_process_group_and_the_next_call_works(session, tmp_path):
     pidfile = session.scratch_dir / "child.pid"
+    # The child is found by its command line: in the jail its pid is the namespace's own.
+    seconds = f"{100 + random.random():.9f}"
     with pytest.raises(CallTimeout, match="did not finish within 2 s"):
-        session.call("tool", "spawn_and_hang", (str(pidfile),), timeout=2)
-    child = int(pidfile.read_text())
+        session.call("tool", "spawn_and_hang", (str(pidfile), seconds), timeout=2)
+    assert pidfile.exists(), "the child never started"
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while running("sleep", seconds) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child), "the student's child process survived the timeout"
+    assert not running("sleep", seconds), "the student's child process survived the timeout"
     assert session.call("tool", "echo", (1,)) == 1
     assert session.starts == 2
 
@@ -150,15 +153,3 @@ def test_a_model_with_a_lambda_layer_is_refused_on_the_trusted_side(session):
     with pytest.raises(SubmissionError, match="Lambda layer") as excinfo:
         models.load(path)
     assert excinfo.value.reason == "unsafe_model"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (killed, not yet reaped by init) counts as dead.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
