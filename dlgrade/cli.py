@@ -329,6 +329,9 @@ def run_check(args: argparse.Namespace) -> int:
         pytest_args += ["--junit-xml", str(args.junit_xml)]
     if args.call_timeout:
         pytest_args += ["--call-timeout", str(args.call_timeout)]
+    for name in ("memory_limit", "disk_limit"):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of GiB")
     if args.memory_limit:
         pytest_args += ["--memory-limit", str(args.memory_limit)]
     if args.disk_limit:

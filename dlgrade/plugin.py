@@ -107,13 +107,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--memory-limit",
-        type=float,
+        type=sandbox.gib_option,
         metavar="GIB",
         help=f"memory of each worker process (default {Limits().memory_bytes / 2**30:g} GiB)",
     )
     group.addoption(
         "--disk-limit",
-        type=float,
+        type=sandbox.gib_option,
         metavar="GIB",
         help=f"what the submission may write in all (default {Limits().disk_bytes / 2**30:g} GiB)",
     )

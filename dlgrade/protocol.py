@@ -140,6 +140,7 @@ class Codec:
         self.make_handle = make_handle
         self.generation = generation
         self._counter = 0
+        self.written: list[Path] = []  # array files this side wrote, until discarded
 
     # encoding
 
@@ -193,7 +194,14 @@ class Codec:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
+        self.written.append(path)
         return {"__ndarray__": name}
+
+    def discard_written(self) -> None:
+        """Remove the array files this side wrote (the other side has answered: read)."""
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.written.clear()
 
     # decoding
 
@@ -256,7 +264,10 @@ class Codec:
             with os.fdopen(fd, "rb") as fh:
                 return read_npy(fh, name)
         finally:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except PermissionError:
+                pass  # the grader's file in a sticky folder: the grader removes it
 
 
 def read_npy(fh, name: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:

@@ -160,6 +160,14 @@ class Limits:
         )
 
 
+def gib_option(text: str) -> float:
+    """An option's value as a positive number of GiB (``--memory-limit``, ``--disk-limit``)."""
+    value = float(text)
+    if not 0 < value < 2**20:
+        raise ValueError(f"{text} is not a positive number of GiB")
+    return value
+
+
 def gpu_visible() -> bool:
     """CUDA reserves far more address space than any RLIMIT_AS that would be useful."""
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -521,13 +529,34 @@ class WorkerSession:
             shutil.rmtree(folder, ignore_errors=True)
         self.exchange_dir.mkdir()
         self.home_dir.mkdir()
+        (self.exchange_dir / "inbox").mkdir(mode=0o755)  # files rubrics share (read-only)
         copy_submission(self.submission_dir, self.scratch_dir)
         # Keras finds Fashion-MNIST and the VGG16 weights here without a download; a
         # dataset the rubrics need that is not here gets its synthetic twin instead.
         self.keras_home = data.keras_home(self.home_dir / ".keras", twins=self.datasets)
         if self._uid is not None:
-            for folder in (self.scratch_dir, self.home_dir, self.exchange_dir):
-                _chown_tree(folder, self._uid.uid, self._uid.gid)
+            self._hand_over(self._uid.uid, self._uid.gid)
+
+    def _hand_over(self, uid: int, gid: int) -> None:
+        """Give the worker's uid its folders, but not the grader's files inside them.
+
+        The scratch copy becomes the worker's. Home, KERAS_HOME and the exchange folder
+        stay the grader's, sticky and group-writable for the worker: it adds and removes its
+        own files, but cannot change, move or replace the Keras data and the shared inputs
+        that rubrics read back or write to as root.
+        """
+        _chown_tree(self.scratch_dir, uid, gid)
+        for folder in (self.keras_home, self.exchange_dir / "inbox"):
+            for dirpath, dirnames, filenames in os.walk(folder):
+                for name in dirnames:
+                    os.chmod(os.path.join(dirpath, name), 0o755)
+                for name in filenames:
+                    if not os.path.islink(os.path.join(dirpath, name)):
+                        os.chmod(os.path.join(dirpath, name), 0o644)
+        (self.exchange_dir / "inbox").chmod(0o755)
+        for folder in (self.home_dir, self.keras_home, self.exchange_dir):
+            os.chown(folder, -1, gid)
+            folder.chmod(0o1770)
 
     def jail_config(self, worker_command: list[str], output_fd: int) -> jail.Config:
         """What the jail hides, keeps and limits for this session's worker."""
@@ -753,7 +782,10 @@ class WorkerSession:
             proc.student_code = proc.student_code or request.get("op") == "import"
         except OSError:  # broken pipe: the worker is gone
             self._died(proc, label)
-        reply = self._answer(proc, timeout, label)
+        try:
+            reply = self._answer(proc, timeout, label)
+        finally:
+            self._codec.discard_written()
         proc.output.wait_for_mark(proc.sent)
         if reply.get("ok") is True:
             try:
@@ -877,6 +909,8 @@ class WorkerSession:
     def _disk_used(self) -> int:
         """Bytes in the worker's folders (symlinks not followed); too many files counts as full."""
         total = files = 0
+        # In the jail the grader's own files there (Keras data, shared inputs) do not count.
+        grader = os.geteuid() if self._uid is not None else None
         stack = [self.scratch_dir, self.home_dir, self.exchange_dir]
         while stack:
             try:
@@ -890,8 +924,8 @@ class WorkerSession:
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
-                    else:
-                        total += entry.stat(follow_symlinks=False).st_size
+                    elif (info := entry.stat(follow_symlinks=False)).st_uid != grader:
+                        total += info.st_size
                 except OSError:
                     continue
         return total

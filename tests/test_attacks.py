@@ -16,6 +16,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from dlgrade.sandbox import (
     isolation_mode,
 )
 from tests.conftest import CHECKS, REFERENCE, running
+
+LIGHT_RUBRICS = Path(__file__).resolve().parent / "rubrics" / "light"
 
 ATTACKS = Path(__file__).resolve().parent / "attacks"
 JAILED = isolation_mode() == "namespaces"
@@ -248,7 +252,7 @@ def test_the_results_folder_and_the_data_mirror_cannot_be_written(attack, monkey
         assert f"{how}: blocked" in loss["stdout"], loss["stdout"]
     assert "data mirror: blocked (Read-only file system)" in loss["stdout"]
     assert list(mirror.iterdir()) == []
-    assert graded.grade["score"] < graded.grade["max_score"] or graded.grade["checks"]
+    assert graded.grade["max_score"] == 3, "the grade JSON is not the grader's own"
     assert_next_check_runs(graded)
 
 
@@ -338,4 +342,24 @@ def test_the_report_header_says_how_the_worker_is_isolated(attack):
         assert any("sandbox: namespaces (no network" in line for line in lines)
     else:
         assert any("sandbox: WARNING" in line for line in lines)
-    assert os.environ.get("DLGRADE_DATA_DIR") is not None
+
+
+def test_dlgrade_check_passes_the_limits_on(tmp_path):
+    """`dlgrade check --memory-limit 1 --disk-limit 0.5 --allow-network` reaches the worker."""
+    shutil.copytree(ATTACKS / "memory_numpy", tmp_path / "work")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    run = subprocess.run(
+        [sys.executable, "-m", "dlgrade.cli", "check", str(tmp_path / "work")]
+        + ["--checks", str(LIGHT_RUBRICS), "--memory-limit", "1", "--disk-limit", "0.5"]
+        + ["--allow-network"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "memory limit 1 GiB exceeded" in run.stdout
+    assert "memory 1 GiB" in run.stdout and "disk 0.5 GiB (0.5 GiB per file)" in run.stdout
+    if JAILED:
+        assert "network ON (--allow-network)" in run.stdout
+    assert "✓ solve(start=10, iterations=10) returns 9.9" in run.stdout
