@@ -1,0 +1,198 @@
+"""A class's grades: one record per student, written atomically as each student finishes.
+
+``dlgrade grade`` keeps one JSON file per student under ``OUT/students/`` — the single
+source of truth from which every export (gradebook CSV, Canvas CSV, Gradescope JSON, JUnit,
+feedback pages, summary) is rebuilt. A record carries the key it was graded under (a hash of
+the student's files, the rubric version and the tier), so a later run regrades only what is
+missing or changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlgrade.errors import DlgradeError
+
+#: a student's run ended normally: every check produced a result
+GRADED = "graded"
+#: the student's run was cut short (the grader itself crashed or was interrupted); the
+#: checks that did finish are kept, the others count 0, and a re-run grades the student again
+INCOMPLETE = "incomplete"
+STATUSES = (GRADED, INCOMPLETE)
+
+#: outcomes that mean the run did not end the way the student's code meant it to
+ABNORMAL_OUTCOMES = ("timeout", "crash")
+
+#: what a student sees for a hidden check that did not pass (its inputs never leak)
+HIDDEN_FEEDBACK = (
+    "This hidden check runs your code on inputs you have not seen; it did not pass. "
+    "Re-read the activity's contract and test your functions on your own inputs."
+)
+
+RECORD_VERSION = 1
+STUDENTS_DIR = "students"
+
+
+class GradebookError(DlgradeError):
+    """A results folder holds a file that is not a student record."""
+
+
+@dataclass(frozen=True)
+class StudentRecord:
+    """Everything one grading run of one student produced."""
+
+    student: str  # the id: folder name, or the LMS id for an LMS export
+    folder: str  # the submission folder that was graded (absolute)
+    status: str  # GRADED or INCOMPLETE
+    key: str  # sha256 of files + rubric version + tier; a re-run with the same key is skipped
+    tier: str
+    rubric_version: str
+    seed: int
+    activities: tuple[str, ...]  # the activities graded, in order
+    checks: tuple[dict[str, Any], ...]  # CheckResult.to_dict() plus "title"
+    started_at: str = ""  # ISO 8601, UTC
+    finished_at: str = ""
+    wall_s: float = 0.0
+    name: str = ""  # display name, when an LMS export gives one
+    lms_id: str = ""  # the LMS's user id, when known
+    note: str = ""  # why the run is INCOMPLETE, or a harness message
+    version: int = RECORD_VERSION
+
+    @property
+    def score(self) -> float:
+        return round(sum(c["points"] for c in self.checks), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c["max_points"] for c in self.checks), 6)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+
+    def activity_scores(self) -> dict[str, tuple[float, float]]:
+        """activity → (points, max points), for every graded activity."""
+        totals = {activity: [0.0, 0.0] for activity in self.activities}
+        for result in self.checks:
+            pair = totals.setdefault(result["activity"], [0.0, 0.0])
+            pair[0] += result["points"]
+            pair[1] += result["max_points"]
+        return {a: (round(p, 6), round(m, 6)) for a, (p, m) in totals.items()}
+
+    def abnormal(self) -> list[dict[str, Any]]:
+        """The checks whose run ended abnormally (timeout, crash)."""
+        return [c for c in self.checks if c["outcome"] in ABNORMAL_OUTCOMES]
+
+    def reason(self) -> str:
+        """One line for the gradebook row: why this student's run was not normal, or ''."""
+        parts = []
+        if self.status != GRADED:
+            parts.append(f"{self.status}: {self.note or 'the run did not finish'}")
+        counts = Counter(
+            f"{c['outcome']} ({c['reason']})" if c["reason"] else c["outcome"]
+            for c in self.abnormal()
+        )
+        parts += [f"{what} ×{n}" if n > 1 else what for what, n in sorted(counts.items())]
+        internal = [c for c in self.checks if c["reason"] in ("rubric_error", "harness_error")]
+        if internal:
+            parts.append(f"grader error in {len(internal)} check(s): regrade after the fix")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["activities"] = list(self.activities)
+        data["checks"] = [dict(c) for c in self.checks]
+        data["score"], data["max_score"] = self.score, self.max_score
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudentRecord:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        values["activities"] = tuple(values.get("activities", ()))
+        values["checks"] = tuple(values.get("checks", ()))
+        return cls(**values)
+
+
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._@+-]+")
+
+
+def safe_id(name: str) -> str:
+    """A student id usable as a file name and a pytest id: other characters become '_'."""
+    cleaned = _SAFE_ID.sub("_", name).strip("._") or "student"
+    return cleaned[:100]
+
+
+def record_path(out: Path, student: str) -> Path:
+    return Path(out) / STUDENTS_DIR / f"{safe_id(student)}.json"
+
+
+def write_record(out: Path, record: StudentRecord) -> Path:
+    """Write atomically (temporary file, fsync, rename): a reader never sees half a record."""
+    target = record_path(out, record.student)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record.to_dict(), fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_record(path: Path) -> StudentRecord:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
+            raise ValueError(f"not a version-{RECORD_VERSION} student record")
+        return StudentRecord.from_dict(data)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise GradebookError(
+            f"{path}: cannot read this student record ({exc}); delete it and re-run "
+            "`dlgrade grade` to grade that student again"
+        ) from exc
+
+
+def load_records(out: Path) -> list[StudentRecord]:
+    """Every student record under ``out``, sorted by student id."""
+    folder = Path(out) / STUDENTS_DIR
+    if not folder.is_dir():
+        return []
+    records = [read_record(p) for p in sorted(folder.glob("*.json"))]
+    return sorted(records, key=lambda r: r.student)
+
+
+@dataclass(frozen=True)
+class Gradebook:
+    """The class: its records, and the activities and checks that make the columns."""
+
+    records: tuple[StudentRecord, ...]
+    activities: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def of(cls, records: list[StudentRecord]) -> Gradebook:
+        from dlgrade.rubric import ACTIVITIES
+
+        seen = {a for r in records for a in r.activities}
+        ordered = tuple(a for a in ACTIVITIES if a in seen) + tuple(sorted(seen - set(ACTIVITIES)))
+        return cls(tuple(sorted(records, key=lambda r: r.student)), ordered)
+
+    def check_ids(self) -> list[str]:
+        """Every check id, in first-seen order (stable across runs of the same rubric)."""
+        ids: dict[str, None] = {}
+        for record in self.records:
+            for result in record.checks:
+                ids.setdefault(result["id"], None)
+        return list(ids)
