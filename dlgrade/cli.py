@@ -291,18 +291,29 @@ def select_activities(directory: Path, requested: list[str] | None) -> list[str]
     return present
 
 
+def rubric_files(rubric_root: Path, activities: list[str]) -> list[Path]:
+    """Each activity's rubric, and its hidden checks where this rubric folder has them."""
+    from dlgrade.plugin import hidden_name
+
+    files = []
+    for activity in activities:
+        rubric = rubric_root / f"{ACTIVITIES[activity][0]}.py"
+        if not rubric.is_file():
+            raise UsageError(f"no rubric for activity {activity} in {rubric_root}")
+        files.append(rubric)
+        hidden = rubric_root / hidden_name(rubric.name)
+        if hidden.is_file():
+            files.append(hidden)
+    return files
+
+
 def run_check(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     if not directory.is_dir():
         raise UsageError(f"submission folder {directory} does not exist")
     activities = select_activities(directory, args.activity)
     rubric_root = checks_dir(args.checks)
-    files = []
-    for activity in activities:
-        rubric = rubric_root / f"{ACTIVITIES[activity][0]}.py"
-        if not rubric.is_file():
-            raise UsageError(f"no rubric for activity {activity} in {rubric_root}")
-        files.append(str(rubric))
+    files = [str(f) for f in rubric_files(rubric_root, activities)]
     pytest_args = files + [
         "--submission",
         str(directory),

@@ -39,6 +39,9 @@ RUBRIC_ERROR_PREFIX = (
     "please report it:\n"
 )
 HARNESS_ERROR_PREFIX = "INTERNAL ERROR in the grading harness (not your code):\n"
+#: hidden checks live in their own rubric files (``activity_1_01_hidden.py``), so that the
+#: student kit can leave them out whole: no hidden input or expected value can ship
+HIDDEN_SUFFIX = "_hidden"
 
 
 @dataclass
@@ -164,6 +167,15 @@ def _is_rubric_module(module) -> bool:
     )
 
 
+def hidden_name(rubric_file: str) -> str:
+    """``activity_1_01.py`` → ``activity_1_01_hidden.py``, the file of its hidden checks."""
+    return rubric_file.removesuffix(".py") + HIDDEN_SUFFIX + ".py"
+
+
+def is_hidden_rubric(path: str | Path) -> bool:
+    return Path(path).stem.endswith(HIDDEN_SUFFIX)
+
+
 def _validate_module(module) -> list[str]:
     name = Path(module.__file__).name
     activity = getattr(module, "ACTIVITY", None)
@@ -174,8 +186,11 @@ def _validate_module(module) -> list[str]:
         ]
     expected = f"{ACTIVITIES[activity][0]}.py"
     problems = []
-    if name != expected:
-        problems.append(f"{module.__file__}: ACTIVITY = {activity!r} belongs in {expected}")
+    if name not in (expected, hidden_name(expected)):
+        problems.append(
+            f"{module.__file__}: ACTIVITY = {activity!r} belongs in {expected} "
+            f"(public checks) or {hidden_name(expected)} (hidden checks)"
+        )
     preload = getattr(module, "PRELOAD", ())
     if not isinstance(preload, tuple) or not all(isinstance(p, str) for p in preload):
         problems.append(f"{module.__file__}: PRELOAD must be a tuple of module names")
@@ -210,6 +225,17 @@ def pytest_collection_modifyitems(
             problems.append(
                 f"{module.__file__}: {item.name} is not declared with "
                 "@dlgrade.check(points=..., feedback=...); every test in a rubric must be"
+            )
+            continue
+        if (spec.visibility == "hidden") != is_hidden_rubric(module.__file__):
+            problems.append(
+                f"{module.__file__}: {item.name} is a {spec.visibility} check; "
+                + (
+                    f"move it to {hidden_name(Path(module.__file__).name)}, where hidden checks "
+                    "live so that the student kit never ships them"
+                    if spec.visibility == "hidden"
+                    else "a *_hidden.py rubric holds only visibility=\"hidden\" checks"
+                )
             )
             continue
         item.stash[SPEC] = spec
