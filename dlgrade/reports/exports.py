@@ -1,0 +1,89 @@
+"""Every class export of ``dlgrade grade``, rebuilt from the student records.
+
+The writers (one module per format) render text from a :class:`~dlgrade.gradebook.Gradebook`;
+this module puts it on disk, each file atomically, so a reader or a crash never sees half a
+file. The same records give the same bytes: everything is ordered, and the only timestamps
+are the records' own.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from dlgrade.gradebook import Gradebook, safe_id
+from dlgrade.reports import (
+    canvas,
+    feedback,
+    gradebook_csv,
+    grades_json,
+    gradescope,
+    junit,
+    summary_html,
+)
+
+GRADEBOOK_CSV = "gradebook.csv"
+GRADES_JSON = "grades.json"
+JUNIT_XML = "junit.xml"
+CANVAS_CSV = "canvas.csv"
+SUMMARY_HTML = "summary.html"
+GRADESCOPE_DIR = "gradescope"
+FEEDBACK_DIR = "feedback"
+
+
+def write_atomic(target: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to a temporary file beside ``target``, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def render_all(book: Gradebook) -> dict[str, str]:
+    """Every export as ``relative path → text``, in a stable order."""
+    files = {
+        GRADEBOOK_CSV: gradebook_csv.render(book),
+        GRADES_JSON: grades_json.render(book),
+        JUNIT_XML: junit.render(book),
+        CANVAS_CSV: canvas.render(book),
+    }
+    for name, text in gradescope.render(book).items():
+        files[f"{GRADESCOPE_DIR}/{name}"] = text
+    for record in book.records:
+        stem = f"{FEEDBACK_DIR}/{safe_id(record.student)}"
+        files[f"{stem}.md"] = feedback.render_markdown(record)
+        files[f"{stem}.html"] = feedback.render_html(record)
+    # last: a reader who sees a new summary finds the pages it links to
+    files[SUMMARY_HTML] = summary_html.render(book)
+    return files
+
+
+def _prune(out: Path, keep: set[Path]) -> None:
+    """Drop per-student exports of students who no longer have a record."""
+    stale = [
+        *(out / FEEDBACK_DIR).glob("*.md"),
+        *(out / FEEDBACK_DIR).glob("*.html"),
+        *(out / GRADESCOPE_DIR).glob("*/results.json"),
+    ]
+    for path in stale:
+        if path not in keep:
+            path.unlink(missing_ok=True)
+            if path.parent.parent == out / GRADESCOPE_DIR and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+
+
+def write_exports(out: Path, book: Gradebook) -> list[Path]:
+    """(Re)write every class export under out/ from the records; return the paths written."""
+    out = Path(out)
+    written = [write_atomic(out / name, text) for name, text in render_all(book).items()]
+    _prune(out, set(written))
+    return written
