@@ -13,6 +13,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from dlgrade.roster import Student
 from dlgrade.rubric import ACTIVITIES, TIERS, Score
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -84,6 +85,48 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-network", action="store_true", help="let the submission use the network"
     )
     check.set_defaults(run=run_check)
+
+    grade = commands.add_parser(
+        "grade",
+        help="grade a whole class: one folder per student, or an LMS export zip",
+    )
+    grade.add_argument(
+        "source",
+        type=Path,
+        help="a folder holding one folder per student, or the zip an LMS exported",
+    )
+    grade.add_argument("--out", type=Path, default=Path("results"), help="default: results/")
+    grade.add_argument("--tier", choices=TIERS, default="quick", help="default: quick")
+    grade.add_argument(
+        "--jobs",
+        "-j",
+        default="1",
+        metavar="N",
+        help="students graded in parallel ('auto': one per CPU; default 1)",
+    )
+    grade.add_argument(
+        "--activity",
+        action="append",
+        metavar="N.NN",
+        help="grade only this activity (repeatable; default: every activity any student has)",
+    )
+    grade.add_argument(
+        "--force", action="store_true", help="regrade every student, even unchanged ones"
+    )
+    grade.add_argument("--checks", type=Path, metavar="DIR", help="rubric folder (checks/)")
+    grade.add_argument("--seed", type=int, help="session seed (default: the plugin's)")
+    grade.add_argument("--call-timeout", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
+    grade.add_argument("--memory-limit", type=float, metavar="GIB", help="per worker, in GiB")
+    grade.add_argument("--disk-limit", type=float, metavar="GIB", help="per student, in GiB")
+    grade.add_argument(
+        "--allow-network", action="store_true", help="let submissions use the network"
+    )
+    grade.set_defaults(run=run_grade)
+
+    kit = commands.add_parser("kit", help="export the student kit (no reference, no hidden checks)")
+    kit.add_argument("out", type=Path, help="folder to write the kit to")
+    kit.add_argument("--force", action="store_true", help="replace a non-empty folder")
+    kit.set_defaults(run=run_kit)
 
     data = commands.add_parser("data", help="datasets: list, fetch, verify, path, synth")
     mirror = argparse.ArgumentParser(add_help=False)
@@ -340,16 +383,284 @@ def run_check(args: argparse.Namespace) -> int:
         pytest_args += ["--junit-xml", str(args.junit_xml)]
     if args.call_timeout:
         pytest_args += ["--call-timeout", str(args.call_timeout)]
+    pytest_args += limit_options(args)
+    return grade(pytest_args, args.min_score)
+
+
+def limit_options(args: argparse.Namespace) -> list[str]:
+    """The sandbox's options, validated, as pytest arguments."""
+    options = []
     for name in ("memory_limit", "disk_limit"):
         if getattr(args, name) is not None and not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of GiB")
     if args.memory_limit:
-        pytest_args += ["--memory-limit", str(args.memory_limit)]
+        options += ["--memory-limit", str(args.memory_limit)]
     if args.disk_limit:
-        pytest_args += ["--disk-limit", str(args.disk_limit)]
+        options += ["--disk-limit", str(args.disk_limit)]
     if args.allow_network:
-        pytest_args.append("--allow-network")
-    return grade(pytest_args, args.min_score)
+        options.append("--allow-network")
+    return options
+
+
+# -- grade (a class) ---------------------------------------------------------------------
+
+
+def _jobs(value: str) -> int:
+    if value == "auto":
+        return max(1, os.cpu_count() or 1)
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise UsageError(f"--jobs {value}: give a number of parallel jobs (1 or more) or 'auto'")
+    return jobs
+
+
+def _class_students(source: Path, out: Path) -> list[Student]:
+    """The roster's students, from a folder of folders or an LMS export zip."""
+    from dlgrade import lms
+    from dlgrade.roster import RosterError, Student, find_students
+
+    if source.is_file() and lms.is_archive(source):
+        try:
+            imported = lms.unpack(source, out / ".lms" / "submissions")
+        except lms.LmsError as exc:
+            raise UsageError(str(exc)) from None
+        for entry, why in imported.unmapped:
+            print(f"  not mapped to a student: {entry} — {why}")
+        if imported.unmapped:
+            print(
+                f"{len(imported.unmapped)} entr(y/ies) of {source.name} were not mapped; see "
+                f"{imported.root / 'lms_import.json'} and docs/lms.md"
+            )
+        if not imported.students:
+            raise UsageError(f"{source}: no student could be mapped from this archive")
+        return [
+            Student(s.student, str(Path(s.folder).resolve()), name=s.name, lms_id=s.lms_id)
+            for s in imported.students
+        ]
+    if source.is_file():
+        raise UsageError(
+            f"{source} is a file but not a zip archive; pass a folder holding one folder per "
+            "student, or the zip your LMS exported"
+        )
+    try:
+        return [Student(student, str(folder)) for student, folder in find_students(source)]
+    except RosterError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    import uuid
+
+    from dlgrade import gradebook, roster
+    from dlgrade.plugin import DEFAULT_SEED
+    from dlgrade.reports import console
+    from dlgrade.reports.exports import write_exports
+
+    jobs = _jobs(args.jobs)
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    students = _class_students(args.source, out)
+    folders = [Path(s.folder) for s in students]
+    activities = args.activity or roster.activities_present(folders)
+    if not activities:
+        raise UsageError(
+            f"no student in {args.source} has an activity_*.py file; pass --activity to grade "
+            "them anyway"
+        )
+    activities = select_activities(args.source, activities)
+    rubric_root = checks_dir(args.checks)
+    files = rubric_files(rubric_root, activities)
+    version = roster.rubric_version(files)
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    limits = limit_options(args)
+
+    todo, kept = [], []
+    for student in students:
+        digest = roster.files_digest(Path(student.folder))
+        key = roster.grading_key(digest, version, args.tier, seed)
+        student = roster.Student(student.student, student.folder, key, student.name, student.lms_id)
+        if not args.force and _finished(out, student):
+            kept.append(student)
+        else:
+            todo.append(student)
+    jobs = min(jobs, max(1, len(todo)))
+    print(
+        f"dlgrade grade · {len(students)} student(s) · activities {', '.join(activities)} · "
+        f"tier {args.tier} · seed {seed} · rubric {version}"
+    )
+    if kept:
+        print(f"{len(kept)} student(s) unchanged since their last grading: kept (--force regrades)")
+    code = pytest_code = 0
+    if todo:
+        print(f"grading {len(todo)} student(s), {jobs} at a time; results in {out}")
+        the_roster = roster.Roster(
+            out=str(out),
+            run=uuid.uuid4().hex[:12],
+            tier=args.tier,
+            seed=seed,
+            rubric_version=version,
+            activities=tuple(activities),
+            students=tuple(todo),
+        )
+        roster_path = out / ".run" / "roster.json"
+        the_roster.write(roster_path)
+        pytest_args = [str(f) for f in files] + [
+            "--class-roster",
+            str(roster_path),
+            "--tier",
+            args.tier,
+            "--dlgrade-seed",
+            str(seed),
+            "-qq",
+            "--tb=no",
+            "-rN",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:warnings",
+            "-o",
+            "addopts=",
+            "-o",
+            "console_output_style=classic",
+            "--rootdir",
+            str(rubric_root),
+            *limits,
+        ]
+        if args.call_timeout:
+            pytest_args += ["--call-timeout", str(args.call_timeout)]
+        if jobs > 1:
+            pytest_args += ["-n", str(jobs)]  # the plugin schedules by student
+        sys.stdout.flush()
+        progress = console.ClassProgress(len(todo), jobs)
+        import pytest
+
+        try:
+            pytest_code = pytest.main(pytest_args, plugins=[progress])
+        except Exception as exc:  # noqa: BLE001 - anything escaping pytest is a harness bug
+            print(f"dlgrade grade: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            pytest_code = EXIT_INTERNAL
+        finally:
+            progress.close()
+        _settle(out, the_roster, progress.crashed, interrupted=pytest_code == 2)
+        if pytest_code in (3, 4):  # pytest's internal or usage error: the rubric did not run
+            print("dlgrade grade: the rubric could not be run (see above); this is a grader bug.")
+            code = EXIT_INTERNAL
+    records = []
+    for student in students:
+        try:
+            records.append(gradebook.read_record(gradebook.record_path(out, student.student)))
+        except gradebook.GradebookError as exc:
+            print(f"dlgrade grade: {exc}", file=sys.stderr)
+    book = gradebook.Gradebook.of(records)
+    written = write_exports(out, book)
+    _class_summary(book, out, written)
+    if code:
+        return code
+    if pytest_code == 2:
+        print("dlgrade grade: interrupted; run the same command again to finish the class.")
+        return 130
+    if any(c["reason"] in ("rubric_error", "harness_error") for r in records for c in r.checks):
+        return EXIT_INTERNAL
+    if any(r.status != gradebook.GRADED for r in records):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _finished(out: Path, student) -> bool:
+    """A finished record graded under this very key (and no grader error in it) is kept."""
+    from dlgrade import gradebook
+
+    path = gradebook.record_path(out, student.student)
+    if not path.exists():
+        return False
+    try:
+        record = gradebook.read_record(path)
+    except gradebook.GradebookError:
+        return False
+    return (
+        record.status == gradebook.GRADED
+        and record.key == student.key
+        and not any(c["reason"] == "harness_error" for c in record.checks)
+    )
+
+
+def _settle(out: Path, the_roster, crashed: dict[str, str], *, interrupted: bool) -> None:
+    """Give every student of the run a record, whatever happened to the grading processes."""
+    from dlgrade import gradebook
+    from dlgrade.plugin import IN_PROGRESS_NOTE
+
+    in_progress = IN_PROGRESS_NOTE.format(run=the_roster.run)
+    for student in the_roster.students:
+        path = gradebook.record_path(out, student.student)
+        record = None
+        if path.exists():
+            try:
+                record = gradebook.read_record(path)
+            except gradebook.GradebookError:
+                record = None
+        if record is not None and record.key == student.key and record.note != in_progress:
+            if record.status == gradebook.GRADED or student.student not in crashed:
+                continue
+        why = (
+            "interrupted before this student's grading finished"
+            if interrupted
+            else "the grading process died"
+            + (f" during check {crashed[student.student]}" if student.student in crashed else "")
+        )
+        checks = record.checks if record is not None and record.key == student.key else ()
+        gradebook.write_record(
+            out,
+            gradebook.StudentRecord(
+                student=student.student,
+                folder=student.folder,
+                status=gradebook.INCOMPLETE,
+                key=student.key,
+                tier=the_roster.tier,
+                rubric_version=the_roster.rubric_version,
+                seed=the_roster.seed,
+                activities=the_roster.activities,
+                checks=checks,
+                started_at=record.started_at if record is not None else "",
+                finished_at=record.finished_at if record is not None else "",
+                wall_s=record.wall_s if record is not None else 0.0,
+                name=student.name,
+                lms_id=student.lms_id,
+                note=f"{why} ({len(checks)} check(s) recorded); re-run `dlgrade grade` to "
+                "grade this student again",
+            ),
+        )
+
+
+def _class_summary(book, out: Path, written: list[Path]) -> None:
+    from statistics import mean, median
+
+    from dlgrade import gradebook
+
+    records = book.records
+    graded = [r for r in records if r.status == gradebook.GRADED]
+    percents = [r.percent for r in graded]
+    print("")
+    line = f"{len(records)} student(s): {len(graded)} graded"
+    if len(graded) < len(records):
+        line += f", {len(records) - len(graded)} incomplete"
+    if percents:
+        line += f" · mean {mean(percents):.1f}% · median {median(percents):.1f}%"
+    print(line)
+    for record in records:
+        reason = record.reason()
+        if reason:
+            print(f"  {record.student}: {reason}")
+    names = ", ".join(sorted({p.relative_to(out).parts[0] for p in written}))
+    print(f"results in {out}: {names}")
+
+
+def run_kit(args: argparse.Namespace) -> int:
+    from dlgrade import kit
+
+    return kit.run_kit(args)
 
 
 class _ScoreCollector:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from dlgrade import models, sandbox
+from dlgrade import gradebook, models, sandbox
 from dlgrade.errors import DataError, RubricError, RunnerError, SandboxError, SubmissionError
 from dlgrade.reports import console, json_report
+from dlgrade.roster import Roster, RosterError, Student
 from dlgrade.rubric import (
     ACTIVITIES,
     CHECK_ATTRIBUTE,
@@ -79,6 +82,13 @@ STATE = pytest.StashKey[GradingState]()
 SPEC = pytest.StashKey[CheckSpec]()
 ACTIVITY = pytest.StashKey[str]()
 SETUP_SECONDS = pytest.StashKey[float]()
+CLASS = pytest.StashKey["ClassRun"]()
+#: the parameter that makes each check one test per student in a class run
+STUDENT_PARAM = "dlgrade_student"
+#: a record's note while its student is being graded (a crash leaves it behind)
+IN_PROGRESS_NOTE = "grading was under way (run {run}) and stopped before every check finished"
+#: the key of the user property a class run attaches to each graded check's report
+REPORT_PROPERTY = "dlgrade"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -126,6 +136,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="let the submission use the network (off by default)",
     )
     group.addoption("--dlgrade-live", action="store_true", help=f"(internal) {console.__name__}")
+    group.addoption(
+        "--class-roster",
+        metavar="PATH",
+        help="(internal, written by `dlgrade grade`) grade every student of this roster",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -143,13 +158,20 @@ def pytest_configure(config: pytest.Config) -> None:
             allow_network=config.getoption("allow_network"),
         ),
     )
-    if config.getoption("dlgrade_live"):
+    roster = config.getoption("class_roster")
+    if roster:
+        try:
+            config.stash[CLASS] = ClassRun(Roster.read(Path(roster)), config.stash[STATE])
+            config.pluginmanager.register(config.stash[CLASS], "dlgrade-class-run")
+        except RosterError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    elif config.getoption("dlgrade_live"):
         config.stash[STATE].progress = console.Progress(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash[STATE]
-    if state.submission_path is None:
+    if state.submission_path is None or CLASS in config.stash:
         return None
     return [
         console.header(state.submission_path, state.tier, state.seed),
@@ -202,6 +224,11 @@ def _validate_module(module) -> list[str]:
     return problems
 
 
+def _item_student(item: pytest.Item) -> Student | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(STUDENT_PARAM) if callspec is not None else None
+
+
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
@@ -234,7 +261,7 @@ def pytest_collection_modifyitems(
                     f"move it to {hidden_name(Path(module.__file__).name)}, where hidden checks "
                     "live so that the student kit never ships them"
                     if spec.visibility == "hidden"
-                    else "a *_hidden.py rubric holds only visibility=\"hidden\" checks"
+                    else 'a *_hidden.py rubric holds only visibility="hidden" checks'
                 )
             )
             continue
@@ -242,10 +269,16 @@ def pytest_collection_modifyitems(
         item.stash[ACTIVITY] = getattr(module, "ACTIVITY", "?")
         (kept if tier_includes(state.tier, spec.tier) else deselected).append(item)
     if problems:
+        problems = list(dict.fromkeys(problems))  # a class run repeats each check per student
         raise pytest.UsageError("malformed rubric:\n  " + "\n  ".join(problems))
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+    run = config.stash.get(CLASS, None)
+    if run is not None:
+        run.expect([item for item in items if SPEC in item.stash])
+        state.active = True
+        return
     if any(SPEC in item.stash for item in items):
         if state.submission_path is None:
             raise pytest.UsageError(
@@ -283,6 +316,8 @@ def _start(state: GradingState, config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if CLASS in config.stash:
+        config.stash[CLASS].finish()
     state = config.stash.get(STATE, None)
     if state is not None and state.session is not None:
         state.session.close()
@@ -295,9 +330,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def submission(request: pytest.FixtureRequest) -> Submission:
+def dlgrade_student(request: pytest.FixtureRequest) -> Student | None:
+    """The roster's student this check grades, in a class run (``dlgrade grade``)."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture(scope="session")
+def submission(request: pytest.FixtureRequest, dlgrade_student: Student | None) -> Submission:
     """The submission being graded; calls through it run in the worker."""
     state = request.config.stash[STATE]
+    if dlgrade_student is not None:
+        state = request.config.stash[CLASS].state(dlgrade_student)
     if state.startup_error is not None:
         raise state.startup_error
     if state.submission is None:
@@ -338,9 +381,12 @@ def _title(item: pytest.Item) -> str:
 def pytest_runtest_setup(item: pytest.Item):
     """Seed and time-limit the check before its fixtures run: they call the worker too."""
     spec = item.stash.get(SPEC, None)
-    state = item.config.stash[STATE]
+    state = _state(item)
     if spec is None or not state.active:
         return (yield)
+    run = item.config.stash.get(CLASS, None)
+    if run is not None:
+        run.begin(_item_student(item), item.config)
     seed = check_seed(state.seed, check_id(item))
     random.seed(seed)
     try:
@@ -372,7 +418,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     spec = item.stash.get(SPEC, None)
-    state = item.config.stash[STATE]
+    state = _state(item)
     if spec is None or not state.active or item.nodeid in state.by_nodeid:
         return report
     if call.when == "setup" and report.passed:
@@ -384,7 +430,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if not result.passed:
             report.outcome = "failed"
             report.longrepr = f"[{result.outcome}: {result.reason}] {result.feedback}"
+        run = item.config.stash.get(CLASS, None)
+        if run is not None:
+            report.user_properties.append(
+                (REPORT_PROPERTY, run.graded(_item_student(item), result))
+            )
     return report
+
+
+def _state(item: pytest.Item) -> GradingState:
+    """The grading state of the submission this item grades (one per student in a class run)."""
+    run = item.config.stash.get(CLASS, None)
+    student = _item_student(item) if run is not None else None
+    return run.state(student) if student is not None else item.config.stash[STATE]
 
 
 def _grade(item, spec: CheckSpec, call, report, state: GradingState) -> CheckResult:
@@ -438,6 +496,8 @@ def classify(excinfo, spec: CheckSpec) -> tuple[str, str, str]:
 
 def pytest_report_teststatus(report, config: pytest.Config):
     state = config.stash[STATE]
+    if CLASS in config.stash:
+        return report.outcome, "", ""  # `dlgrade grade` shows its own progress
     if not state.live:
         return None
     # `dlgrade check` prints its own line per check instead of pytest's dots.
@@ -448,7 +508,7 @@ def pytest_report_teststatus(report, config: pytest.Config):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     state = config.stash[STATE]
-    if not state.active:
+    if not state.active or CLASS in config.stash:
         return
     console.summary(terminalreporter, state.score(), live=state.live)
     if state.session is not None:
@@ -459,6 +519,211 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     state = session.config.stash[STATE]
     if not state.active:
         return
+    if CLASS in session.config.stash:
+        session.config.stash[CLASS].finish()
+        return
     target = session.config.getoption("grade_json")
     if target:
         json_report.write(state.score(), Path(target))
+
+
+# -- class runs (`dlgrade grade`) ----------------------------------------------------------
+
+
+class ClassRun:
+    """A class run: one grading state per student, and a record written as each finishes.
+
+    Registered as a plugin of its own when pytest runs with ``--class-roster``. Each
+    student's checks share one worker (TensorFlow starts once per student); the record
+    is rewritten atomically after every check, so a crash loses at most the running check,
+    and marked GRADED when the student's last check is in.
+    """
+
+    def __init__(self, roster: Roster, template: GradingState):
+        self.roster = roster
+        self.template = template
+        self.out = Path(roster.out)
+        self.states: dict[str, GradingState] = {}
+        self.expected: dict[str, int] = {}
+        self.started: dict[str, tuple[float, str]] = {}
+        self.finished: set[str] = set()
+        self._trusted_keras = False
+
+    @pytest.hookimpl
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Each check becomes one test per student: a session-scoped parameter, so every
+        fixture built on the submission is built anew for each student."""
+        if not isinstance(getattr(metafunc.function, CHECK_ATTRIBUTE, None), CheckSpec):
+            return
+        if STUDENT_PARAM not in metafunc.fixturenames:
+            metafunc.fixturenames.append(STUDENT_PARAM)
+        students = list(self.roster.students)
+        metafunc.parametrize(
+            STUDENT_PARAM,
+            students,
+            ids=[s.student for s in students],
+            indirect=True,
+            scope="session",
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Grade the students one after another, each student's checks together."""
+        order = {s.student: index for index, s in enumerate(self.roster.students)}
+        items.sort(key=lambda item: order.get(getattr(_item_student(item), "student", ""), -1))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        """Send all of a student's checks to one pytest-xdist worker, so that TensorFlow
+        starts once per student. (xdist's own ``loadgroup`` relies on renaming node ids,
+        which pytest 9.2 no longer allows: pytest-xdist#1386.)"""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class StudentScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return console.ClassProgress.student_of(nodeid) or nodeid
+
+        return StudentScheduling(config, log)
+
+    # -- the run's bookkeeping ---------------------------------------------------------
+
+    def expect(self, items: list[pytest.Item]) -> None:
+        """How many checks each student has (every worker collects the whole run)."""
+        self.expected = {}
+        for item in items:
+            student = _item_student(item)
+            if student is not None:
+                self.expected[student.student] = self.expected.get(student.student, 0) + 1
+
+    def state(self, student: Student) -> GradingState:
+        state = self.states.get(student.student)
+        if state is None:
+            template = self.template
+            state = GradingState(
+                submission_path=Path(student.folder),
+                tier=template.tier,
+                seed=template.seed,
+                call_timeout=template.call_timeout,
+                preload_enabled=template.preload_enabled,
+                live=False,
+                preload=set(template.preload),
+                datasets=set(template.datasets),
+                limits=template.limits,
+                hidden=set(template.hidden) | {self.out.resolve()},
+                active=True,
+            )
+            state.results = self._resumed(student)
+            state.by_nodeid = {}
+            self.states[student.student] = state
+        return state
+
+    def _resumed(self, student: Student) -> list[CheckResult]:
+        """The checks another worker of this run finished before it died (xdist restarts)."""
+        path = gradebook.record_path(self.out, student.student)
+        if not path.exists():
+            return []
+        try:
+            record = gradebook.read_record(path)
+        except gradebook.GradebookError:
+            return []
+        if record.key != student.key or record.note != IN_PROGRESS_NOTE.format(run=self.roster.run):
+            return []
+        fields = CheckResult.__dataclass_fields__
+        return [CheckResult(**{k: v for k, v in c.items() if k in fields}) for c in record.checks]
+
+    def begin(self, student: Student, config: pytest.Config) -> None:
+        """Start the student's worker before their first check (TensorFlow loads there)."""
+        state = self.state(student)
+        if student.student in self.started:
+            return
+        self.started[student.student] = (time.monotonic(), _now())
+        for other, open_state in self.states.items():  # one student's worker at a time
+            if other != student.student and open_state.session is not None:
+                self._close(open_state)
+        preload = sorted(state.preload) if state.preload_enabled else []
+        try:
+            state.session = WorkerSession(
+                state.submission_path,
+                state.limits,
+                preload=preload,
+                datasets=sorted(state.datasets),
+                hidden=state.hidden,
+            )
+            state.submission = Submission(state.submission_path, state.session)
+            state.session.start()
+        except (SubmissionError, SandboxError) as exc:
+            state.startup_error = exc
+        if preload and not self._trusted_keras:
+            models.preload()  # the rubric's own Keras, once per grading process
+            self._trusted_keras = True
+
+    def graded(self, student: Student, result: CheckResult) -> dict:
+        """Record one finished check; close the student's worker after their last one."""
+        state = self.state(student)
+        state.results = [r for r in state.results if r.id != result.id] + [result]
+        done = len(state.results) >= self.expected.get(student.student, 0)
+        if done:
+            self.finished.add(student.student)
+            self._close(state)
+        record = self._write(student, state, gradebook.GRADED if done else None)
+        return {
+            "student": student.student,
+            "check": result.id,
+            "outcome": result.outcome,
+            "done": done,
+            "score": record.score,
+            "max_score": record.max_score,
+            "percent": round(record.percent, 1),
+            "wall_s": record.wall_s,
+            "abnormal": bool(record.abnormal()),
+        }
+
+    def finish(self) -> None:
+        """At the end of the session: whoever started and did not finish is INCOMPLETE."""
+        for name, state in self.states.items():
+            if state.session is not None:
+                self._close(state)
+            if name in self.started and name not in self.finished:
+                self.finished.add(name)
+                student = next(s for s in self.roster.students if s.student == name)
+                expected = self.expected.get(name, 0)
+                note = (
+                    f"the run stopped after {len(state.results)} of {expected} checks "
+                    "(interrupted, or the grading process failed); re-run `dlgrade grade` "
+                    "to grade this student again"
+                )
+                self._write(student, state, gradebook.INCOMPLETE, note)
+
+    def _close(self, state: GradingState) -> None:
+        if state.session is not None:
+            state.session.close()
+            state.session = None
+            state.submission = None
+
+    def _write(
+        self, student: Student, state: GradingState, status: str | None, note: str = ""
+    ) -> gradebook.StudentRecord:
+        began, started_at = self.started.get(student.student, (time.monotonic(), _now()))
+        record = gradebook.StudentRecord(
+            student=student.student,
+            folder=student.folder,
+            status=status or gradebook.INCOMPLETE,
+            key=student.key,
+            tier=self.roster.tier,
+            rubric_version=self.roster.rubric_version,
+            seed=self.roster.seed,
+            activities=self.roster.activities,
+            checks=tuple({**r.to_dict(), "title": r.title} for r in state.results),
+            started_at=started_at,
+            finished_at=_now(),
+            wall_s=round(time.monotonic() - began, 3),
+            name=student.name,
+            lms_id=student.lms_id,
+            note=note if status else IN_PROGRESS_NOTE.format(run=self.roster.run),
+        )
+        gradebook.write_record(self.out, record)
+        return record
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

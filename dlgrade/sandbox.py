@@ -518,6 +518,7 @@ class WorkerSession:
         self.start_seconds = 0.0  # spawning workers until they answer
         self.preload_seconds = 0.0  # importing PRELOAD modules, as the worker timed it
         self.preload_wait_seconds = 0.0  # of which the trusted side spent waiting
+        self.busy_seconds = 0.0  # inside the submission's calls, as the worker timed them
         self._proc: _WorkerProcess | None = None
         self._codec = Codec(self.exchange_dir, side="r")
         self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
@@ -788,6 +789,9 @@ class WorkerSession:
             self._codec.discard_written()
         proc.output.wait_for_mark(proc.sent)
         if reply.get("ok") is True:
+            seconds = reply.get("seconds")
+            if isinstance(seconds, int | float) and request.get("op") != "seed":
+                self.busy_seconds += float(seconds)  # the worker's own word: statistics only
             try:
                 return self._codec.decode(reply.get("value"))
             except ProtocolError as exc:

@@ -81,6 +81,7 @@ class Worker:
         method = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         if method is None:
             return {"ok": False, "error": {"kind": "harness", "message": f"unknown op {op!r}"}}
+        began = time.perf_counter()
         try:
             value = method(request)
         except _Failure as failure:
@@ -92,7 +93,9 @@ class Worker:
         except ProtocolError as exc:
             return {"ok": False, "error": {"kind": "protocol", "message": str(exc)}}
         try:
-            return {"ok": True, "value": self.codec.encode(value)}
+            # seconds: the op's own time in this process (statistics for benchmarks only)
+            seconds = round(time.perf_counter() - began, 6)
+            return {"ok": True, "value": self.codec.encode(value), "seconds": seconds}
         except (OSError, ProtocolError) as exc:
             return {
                 "ok": False,

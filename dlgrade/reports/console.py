@@ -131,3 +131,116 @@ class Progress:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class ClassProgress:
+    """`dlgrade grade`'s live display: students done, running and abnormal, and an ETA.
+
+    A pytest plugin of the controlling process: pytest-xdist forwards each worker's
+    ``logstart`` and ``logreport`` there. It writes to a duplicate of stdout taken before
+    pytest starts capturing, one line per finished student and, on a terminal, a status line
+    that ticks every second.
+    """
+
+    def __init__(self, total: int, jobs: int):
+        self.total = total
+        self.jobs = jobs
+        self.began = time.monotonic()
+        self.running: set[str] = set()
+        self.done: dict[str, dict] = {}
+        self.abnormal: set[str] = set()
+        self.crashed: dict[str, str] = {}  # student → the check during which a grader died
+        self._fd = os.dup(1)
+        self._tty = os.isatty(self._fd)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._tty:
+            self._thread = threading.Thread(target=self._tick, daemon=True)
+            self._thread.start()
+
+    @staticmethod
+    def student_of(nodeid: str) -> str | None:
+        """``checks/activity_1_01.py::test_x[alice]@student0`` → ``alice``."""
+        head = nodeid.rsplit("@", 1)[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+        if not head.endswith("]") or "[" not in head:
+            return None
+        return head[head.rindex("[") + 1 : -1]
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        student = self.student_of(nodeid)
+        if student is not None and student not in self.done:
+            with self._lock:
+                self.running.add(student)
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when == "???":  # pytest-xdist: the worker process died during this test
+            student = self.student_of(report.nodeid)
+            if student is not None:
+                self.crashed[student] = report.nodeid.split("::")[-1].split("[")[0]
+                self.abnormal.add(student)
+            return
+        for name, value in report.user_properties:
+            if name == "dlgrade" and isinstance(value, dict):
+                self._graded(value)
+
+    def _graded(self, info: dict) -> None:
+        student = info["student"]
+        with self._lock:
+            if info.get("abnormal"):
+                self.abnormal.add(student)
+            if not info.get("done"):
+                self.running.add(student)
+                return
+            self.running.discard(student)
+            self.done[student] = info
+            full = info["score"] >= info["max_score"] > 0
+            mark = FAIL_MARK if student in self.abnormal else PASS_MARK if full else "•"
+            line = (
+                f"[{len(self.done):>{len(str(self.total))}}/{self.total}] {mark} {student}  "
+                f"{_points(info['score'])}/{_points(info['max_score'])} "
+                f"({info['percent']:.1f}%)  {info['wall_s']:.0f} s"
+                + ("  — ended abnormally (timeout or crash)" if student in self.abnormal else "")
+            )
+            self._write(line + "\n")
+
+    def status(self) -> str:
+        elapsed = time.monotonic() - self.began
+        done = len(self.done)
+        eta = ""
+        if done and done < self.total:
+            eta = f" · ETA {_clock(elapsed / done * (self.total - done))}"
+        return (
+            f"graded {done}/{self.total} · running {len(self.running)} · "
+            f"abnormal {len(self.abnormal)} · {_clock(elapsed)}{eta}"
+        )
+
+    def _write(self, text: str) -> None:
+        if self._fd is None:
+            return
+        if self._tty:
+            text = "\r\x1b[K" + text + self.status()
+        os.write(self._fd, text.encode())
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                if self._fd is not None:
+                    os.write(self._fd, ("\r\x1b[K" + self.status()).encode())
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            if self._fd is not None:
+                if self._tty:
+                    os.write(self._fd, b"\r\x1b[K")
+                os.close(self._fd)
+                self._fd = None
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

@@ -1,0 +1,164 @@
+"""The class to grade: which students, where their files are, and the key each is graded under.
+
+``dlgrade grade`` finds one folder per student, hashes each folder's files together with the
+rubric's version and the tier into a key, and grades only the students whose key has no
+finished record yet. The roster it hands to pytest (``--class-roster``) is a small JSON file,
+so that every pytest-xdist worker grades from the same list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlgrade
+from dlgrade.errors import DlgradeError
+from dlgrade.gradebook import safe_id
+
+#: folders and files inside a student's folder that do not belong to the submission
+IGNORED_NAMES = {"__pycache__", ".ipynb_checkpoints", ".git", ".DS_Store", "__MACOSX"}
+
+
+class RosterError(DlgradeError):
+    """The class folder or the roster file cannot be used as given."""
+
+
+@dataclass(frozen=True)
+class Student:
+    """One student of the roster."""
+
+    student: str  # id: the gradebook's key and the pytest id
+    folder: str  # absolute path of the submission folder
+    key: str = ""  # sha256 of files + rubric version + tier + seed
+    name: str = ""
+    lms_id: str = ""
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Who is graded in this run, and how."""
+
+    out: str  # results folder: records go to OUT/students/
+    run: str  # this run's id: a worker that takes over a student resumes its checks
+    tier: str
+    seed: int
+    rubric_version: str
+    activities: tuple[str, ...]
+    students: tuple[Student, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["activities"] = list(self.activities)
+        data["students"] = [asdict(s) for s in self.students]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Roster:
+        return cls(
+            out=data["out"],
+            run=data["run"],
+            tier=data["tier"],
+            seed=int(data["seed"]),
+            rubric_version=data["rubric_version"],
+            activities=tuple(data["activities"]),
+            students=tuple(Student(**s) for s in data["students"]),
+        )
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> Roster:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RosterError(
+                f"--class-roster {path}: not a roster written by `dlgrade grade` ({exc}); "
+                "run `dlgrade grade` rather than pytest with this option"
+            ) from exc
+
+
+def find_students(root: Path) -> list[tuple[str, Path]]:
+    """(student id, folder) for each sub-folder of ``root``, sorted; ids unique and file-safe."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RosterError(f"{root}: no such folder; pass the folder holding one folder per student")
+    folders = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith((".", "_"))
+    )
+    if not folders:
+        loose = sorted(p.name for p in root.glob("activity_*.py"))
+        hint = (
+            f"it holds {', '.join(loose)} itself: to grade one submission run "
+            f"`dlgrade check {root}`"
+            if loose
+            else "put each student's files in a folder of their own"
+        )
+        raise RosterError(f"{root} holds no student folders; {hint}")
+    seen: dict[str, Path] = {}
+    found = []
+    for folder in folders:
+        student = safe_id(folder.name)
+        if student in seen:  # two names that clean to the same id: keep both, distinctly
+            student = f"{student}-{hashlib.sha256(folder.name.encode()).hexdigest()[:6]}"
+        seen[student] = folder
+        found.append((student, folder.resolve()))
+    return found
+
+
+def submission_files(folder: Path) -> list[Path]:
+    """The regular files that make a submission, in a stable order (no links, no caches)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name in IGNORED_NAMES or name.endswith(".pyc") or path.is_symlink():
+                continue
+            if path.is_file():
+                files.append(path)
+    return files
+
+
+def files_digest(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes: changes when any file does."""
+    digest = hashlib.sha256()
+    for path in submission_files(folder):
+        relative = path.relative_to(folder).as_posix().encode()
+        digest.update(len(relative).to_bytes(4, "big") + relative)
+        with open(path, "rb") as fh:
+            file_digest = hashlib.file_digest(fh, "sha256")
+        digest.update(file_digest.digest())
+    return digest.hexdigest()
+
+
+def rubric_version(rubric_files: list[Path]) -> str:
+    """The rubric's identity: the dlgrade version and the bytes of every rubric file used."""
+    digest = hashlib.sha256(f"dlgrade {dlgrade.__version__}".encode())
+    for path in sorted(rubric_files, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{dlgrade.__version__}+{digest.hexdigest()[:12]}"
+
+
+def grading_key(files: str, version: str, tier: str, seed: int) -> str:
+    return hashlib.sha256(f"{files}|{version}|{tier}|{seed}".encode()).hexdigest()
+
+
+def activities_present(folders: list[Path]) -> list[str]:
+    """Every activity that at least one student submitted, in the book's order."""
+    from dlgrade.rubric import ACTIVITIES
+
+    return [
+        activity
+        for activity, (module, _title) in ACTIVITIES.items()
+        if any((folder / f"{module}.py").is_file() for folder in folders)
+    ]
