@@ -63,6 +63,9 @@ class StudentRecord:
     name: str = ""  # display name, when an LMS export gives one
     lms_id: str = ""  # the LMS's user id, when known
     note: str = ""  # why the run is INCOMPLETE, or a harness message
+    #: where the time went: worker starts, TensorFlow preload, time inside the submission's
+    #: calls, and the grading process (statistics for instructors and benchmarks)
+    worker: dict[str, Any] = field(default_factory=dict)
     version: int = RECORD_VERSION
 
     @property

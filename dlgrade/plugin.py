@@ -7,6 +7,7 @@ collect no rubric checks (such as dlgrade's own test suite).
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import time
@@ -68,6 +69,7 @@ class GradingState:
     startup_error: Exception | None = None
     active: bool = False
     progress: console.Progress | None = None
+    worker_stats: dict = field(default_factory=dict)  # a class run's, once the worker closed
 
     def score(self) -> Score:
         return Score(
@@ -696,6 +698,7 @@ class ClassRun:
 
     def _close(self, state: GradingState) -> None:
         if state.session is not None:
+            state.worker_stats = worker_stats(state.session)
             state.session.close()
             state.session = None
             state.submission = None
@@ -720,9 +723,23 @@ class ClassRun:
             name=student.name,
             lms_id=student.lms_id,
             note=note if status else IN_PROGRESS_NOTE.format(run=self.roster.run),
+            worker=state.worker_stats
+            or (worker_stats(state.session) if state.session is not None else {}),
         )
         gradebook.write_record(self.out, record)
         return record
+
+
+def worker_stats(session: WorkerSession) -> dict:
+    """Where a student's time went outside the rubric (statistics only)."""
+    return {
+        "starts": session.starts,
+        "start_s": round(session.start_seconds, 3),
+        "preload_s": round(session.preload_seconds, 3),
+        "preload_wait_s": round(session.preload_wait_seconds, 3),
+        "busy_s": round(session.busy_seconds, 3),
+        "grader_pid": os.getpid(),
+    }
 
 
 def _now() -> str:

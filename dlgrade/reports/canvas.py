@@ -9,7 +9,7 @@ What this relies on, from Canvas's own gradebook export and its importer
   assignment.
 - An assignment column whose header is not ``Title (<canvas id>)`` and matches no existing
   assignment's title creates a new assignment with that title; ours are
-  ``Activity 1.01 (dlgrade)`` and ``dlgrade total``. Re-importing the same file updates the
+  ``Activity 1.01 (dlgrade)`` etc. Re-importing the same file updates the
   assignments it created, matched by title.
 - A row whose first cell contains ``Points Possible`` is not a student: it sets each new
   assignment's points possible (Canvas's export writes it as the first data row).
@@ -19,9 +19,9 @@ What this relies on, from Canvas's own gradebook export and its importer
 - Numbers are plain decimals. A student whose run is INCOMPLETE gets empty grade cells, so
   a partial score is never imported as their grade before the regrade.
 
-Careful: ``dlgrade total`` becomes an assignment of its own, so Canvas's course total counts
-the activities twice unless the instructor drops that column or excludes it from the final
-grade. Text cells get the same formula-injection guard as ``gradebook.csv``.
+There is no total column on purpose: it would become an assignment of its own, and Canvas's
+course total would count every activity twice (``gradebook.csv`` has the total). Text cells
+get the same formula-injection guard as ``gradebook.csv``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from dlgrade.reports.gradebook_csv import format_points, safe_cell
 
 STUDENT_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 POINTS_POSSIBLE = "Points Possible"
-TOTAL_COLUMN = "dlgrade total"
 
 
 def activity_column(activity: str) -> str:
@@ -42,7 +41,7 @@ def activity_column(activity: str) -> str:
 
 
 def header(book: Gradebook) -> list[str]:
-    return [*STUDENT_COLUMNS, *(activity_column(a) for a in book.activities), TOTAL_COLUMN]
+    return [*STUDENT_COLUMNS, *(activity_column(a) for a in book.activities)]
 
 
 def points_possible(book: Gradebook) -> list[str]:
@@ -51,13 +50,7 @@ def points_possible(book: Gradebook) -> list[str]:
         max((r.activity_scores().get(a, (0.0, 0.0))[1] for r in book.records), default=0.0)
         for a in book.activities
     ]
-    total = max((r.max_score for r in book.records), default=0.0)
-    return [
-        POINTS_POSSIBLE,
-        *[""] * (len(STUDENT_COLUMNS) - 1),
-        *(format_points(m) for m in maxima),
-        format_points(total),
-    ]
+    return [POINTS_POSSIBLE, *[""] * (len(STUDENT_COLUMNS) - 1), *map(format_points, maxima)]
 
 
 def row(book: Gradebook, record: StudentRecord) -> list[str]:
@@ -70,7 +63,6 @@ def row(book: Gradebook, record: StudentRecord) -> list[str]:
         "",
         "",
         *(format_points(scores[a][0]) if a in scores else "" for a in book.activities),
-        format_points(record.score) if record.status == GRADED else "",
     ]
 
 
