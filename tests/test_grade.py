@@ -1,0 +1,213 @@
+"""`dlgrade grade`: a whole class, every student in the gradebook, resumable, in parallel."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from dlgrade import gradebook
+from tests.conftest import SUBMISSIONS
+
+LIGHT = Path(__file__).parent / "rubrics" / "light"
+BROKEN = SUBMISSIONS / "broken"
+MODULE = "activity_1_01.py"
+
+
+def dlgrade(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return subprocess.run(
+        [sys.executable, "-m", "dlgrade.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def good_code() -> str:
+    """A TensorFlow-free 1.01 that passes the light rubric (wrong_type, mended)."""
+    return (
+        (BROKEN / "wrong_type" / MODULE)
+        .read_text()
+        .replace('return f"{abs(a * x**2 + b * x + c)}"', "return abs(a * x**2 + b * x + c)")
+    )
+
+
+def student(root: Path, name: str, source: Path | str | None) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    if isinstance(source, Path):
+        shutil.copy(source / MODULE, folder / MODULE)
+    elif isinstance(source, str):
+        (folder / MODULE).write_text(source)
+    return folder
+
+
+@pytest.fixture
+def klass(tmp_path: Path) -> Path:
+    """Five students: one right, one wrong, one that hangs, one that crashes, one empty."""
+    root = tmp_path / "submissions"
+    student(root, "alice", good_code())
+    student(root, "bob", BROKEN / "wrong_type")
+    student(root, "carol", BROKEN / "infinite_loop")
+    student(root, "dave", BROKEN / "os_exit")
+    student(root, "erin", None)
+    return root
+
+
+def grade(source: Path, out: Path, *extra) -> subprocess.CompletedProcess:
+    return dlgrade("grade", source, "--out", out, "--checks", LIGHT, "--call-timeout", 5, *extra)
+
+
+def rows(out: Path) -> dict[str, dict]:
+    with open(out / "gradebook.csv", newline="") as fh:
+        return {row["student"]: row for row in csv.DictReader(fh)}
+
+
+def records(out: Path) -> dict[str, gradebook.StudentRecord]:
+    return {r.student: r for r in gradebook.load_records(out)}
+
+
+def test_every_student_is_in_the_gradebook_with_the_reason_in_their_row(klass, tmp_path):
+    out = tmp_path / "results"
+    run = grade(klass, out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    book = rows(out)
+    assert list(book) == ["alice", "bob", "carol", "dave", "erin"]
+    assert {s: book[s]["status"] for s in book} == dict.fromkeys(book, "graded")
+    assert (book["alice"]["total"], book["alice"]["max_total"]) == ("3", "3")
+    assert book["bob"]["total"] == "1"  # solve() is right, loss_fn returns a string
+    assert "timeout" in book["carol"]["reason"]
+    assert "crash (worker_died)" in book["dave"]["reason"]
+    assert book["erin"]["total"] == "0" and book["erin"]["reason"] == ""  # nothing abnormal
+    for name in ("gradebook.csv", "grades.json", "junit.xml", "canvas.csv", "summary.html"):
+        assert (out / name).is_file(), name
+    for name in book:
+        assert (out / "feedback" / f"{name}.md").is_file()
+        assert (out / "feedback" / f"{name}.html").is_file()
+        assert json.loads((out / "gradescope" / name / "results.json").read_text())["tests"]
+    assert "carol" in (out / "summary.html").read_text()  # listed among abnormal runs
+    assert "5 student(s): 5 graded" in run.stdout
+    alice = records(out)["alice"]
+    assert alice.worker["starts"] == 1
+    assert [c["id"] for c in alice.checks] == ["1.01/loss_fn_at_zero", "1.01/start_is_honoured"]
+
+
+def test_two_jobs_give_the_same_grades_with_one_worker_per_student(klass, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    student(klass, "frank", good_code())
+    assert grade(klass, one).returncode == 0
+    run = grade(klass, two, "--jobs", 2)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (one / "gradebook.csv").read_text() == (two / "gradebook.csv").read_text()
+    graded = records(two)
+    # each student's checks ran in one grading process, on one worker (one TensorFlow
+    # start per student), and the two processes shared the class
+    assert all(len({r.worker["grader_pid"]}) == 1 for r in graded.values())
+    assert graded["alice"].worker["starts"] == graded["frank"].worker["starts"] == 1
+    assert len({r.worker["grader_pid"] for r in graded.values()}) == 2
+
+
+def test_a_rerun_grades_only_what_is_missing_or_changed(klass, tmp_path):
+    out = tmp_path / "results"
+    assert grade(klass, out).returncode == 0
+    before = records(out)
+    with open(klass / "bob" / MODULE, "a") as fh:
+        fh.write("\n# changed after the first grading\n")
+    gradebook.record_path(out, "erin").unlink()
+    run = grade(klass, out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 student(s) unchanged since their last grading: kept" in run.stdout
+    assert "grading 2 student(s)" in run.stdout
+    after = records(out)
+    for name in ("alice", "carol", "dave"):
+        assert after[name] == before[name]  # not graded twice
+    assert after["bob"].key != before["bob"].key
+    assert set(rows(out)) == set(before)
+    forced = grade(klass, out, "--force")
+    assert "grading 5 student(s)" in forced.stdout
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_killed_run_loses_no_finished_student_and_the_rerun_finishes(tmp_path, how):
+    root = tmp_path / "submissions"
+    slow = good_code() + "\nimport time\ntime.sleep(1.5)  # a slow import: a run to interrupt\n"
+    for name in ("s1", "s2", "s3", "s4", "s5"):
+        student(root, name, slow)
+    out = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlgrade.cli", "grade", root, "--out", out, "--checks", LIGHT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = [r for r in gradebook.load_records(out) if r.status == gradebook.GRADED]
+        if done:
+            break
+        time.sleep(0.1)
+    assert done, "no student finished within 120 s"
+    os.killpg(process.pid, how)
+    output, _ = process.communicate(timeout=60)
+    if how == signal.SIGINT:
+        assert process.returncode == 130, output.decode()
+    finished = {r.student: r for r in gradebook.load_records(out) if r.status == "graded"}
+    assert finished and len(finished) < 5
+    run = grade(root, out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{len(finished)} student(s) unchanged since their last grading: kept" in run.stdout
+    after = records(out)
+    assert all(after[name] == record for name, record in finished.items())
+    assert [after[s].status for s in sorted(after)] == ["graded"] * 5
+    assert all(r.score == 3 for r in after.values())
+
+
+def test_an_lms_export_is_graded_under_the_lms_ids(tmp_path):
+    archive = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"liddellalice_1001_501_{MODULE}", good_code())
+        zf.writestr("hatterthe_LATE_1002_502_activity_1_01-1.py", good_code())
+        zf.writestr("README.txt", "not a submission")
+    out = tmp_path / "results"
+    run = grade(archive, out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "README.txt" in run.stdout  # reported as not mapped
+    book = rows(out)
+    assert {(r["lms_id"], r["name"], r["total"]) for r in book.values()} == {
+        ("1001", "liddellalice", "3"),
+        ("1002", "hatterthe", "3"),
+    }
+    with open(out / "canvas.csv", newline="") as fh:
+        ids = {row["ID"] for row in csv.DictReader(fh)}
+    assert {"1001", "1002"} <= ids
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--jobs", "0"], "--jobs 0"),
+        (["--activity", "9.99"], "unknown activity 9.99"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(klass, tmp_path, args, message):
+    run = grade(klass, tmp_path / "results", *args)
+    assert run.returncode == 2
+    assert message in run.stderr
+
+
+def test_a_single_submission_folder_is_pointed_to_dlgrade_check(tmp_path):
+    folder = student(tmp_path, "mine", good_code())
+    run = grade(folder, tmp_path / "results")
+    assert run.returncode == 2
+    assert f"dlgrade check {folder}" in run.stderr
