@@ -1,0 +1,155 @@
+"""How fast `dlgrade grade` grades a class, and where the time goes.
+
+Builds a class of M copies of the reference and a few mutants (tests/mutants), grades it at
+the quick tier with ``--jobs 1`` and ``--jobs 2`` (one run each, same machine, one after the
+other) and prints a table:
+
+- submissions per minute (wall clock of the whole `dlgrade grade` command);
+- TensorFlow starts per student (worker starts) and the share of the students' wall time
+  that start-up took: spawning the worker plus the TensorFlow import that held a check up
+  (``preload_wait``), and the whole import as the worker timed it (``preload``, partly
+  hidden behind the grader's own set-up);
+- the harness overhead over running the same reference functions directly in one Python
+  process: "direct" is one TensorFlow import plus the time the submission's functions
+  spent running (the worker times each call itself), so everything else — the sandbox,
+  the exchange of values and models, the rubric's own work on its side, pytest — is
+  counted as overhead.
+
+    DLGRADE_DATA_DIR=../shared/data python benchmarks/grade_class.py [--copies 20]
+        [--activity 2.01 --activity 7.01] [--mutants 3] [--jobs 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dlgrade import gradebook  # noqa: E402
+from dlgrade.rubric import ACTIVITIES  # noqa: E402
+from tests.test_mutants import MUTANT_FILES, Mutant  # noqa: E402
+
+
+def build_class(root: Path, activities: list[str], copies: int, mutants: int) -> list[str]:
+    """M reference copies and the first few mutants of the chosen activities."""
+    modules = [f"{ACTIVITIES[a][0]}.py" for a in activities]
+    for index in range(copies):
+        folder = root / f"ref{index:02d}"
+        folder.mkdir(parents=True)
+        for module in modules:
+            shutil.copy(REPO / "reference" / module, folder / module)
+    chosen = [Mutant.parse(p) for p in MUTANT_FILES if p.stem.split("-", 1)[0] in activities]
+    names = []
+    for mutant in chosen[:mutants]:
+        folder = mutant.write(root / f"mutant-{mutant.name}")
+        for module in modules:  # the other activities stay the reference's
+            if not (folder / module).exists():
+                shutil.copy(REPO / "reference" / module, folder / module)
+        names.append(mutant.name)
+    return names
+
+
+def tensorflow_import_seconds() -> float:
+    code = "import time; t = time.perf_counter(); import tensorflow; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def grade(root: Path, out: Path, activities: list[str], jobs: int) -> float:
+    command = [sys.executable, "-m", "dlgrade.cli", "grade", str(root), "--out", str(out)]
+    command += ["--tier", "quick", "--jobs", str(jobs)]
+    for activity in activities:
+        command += ["--activity", activity]
+    began = time.monotonic()
+    run = subprocess.run(command, capture_output=True, text=True)
+    wall = time.monotonic() - began
+    if run.returncode not in (0, 1):
+        sys.exit(f"dlgrade grade failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=20)
+    parser.add_argument("--mutants", type=int, default=3)
+    parser.add_argument("--activity", action="append")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--keep", type=Path, help="keep the class and results here")
+    args = parser.parse_args()
+    activities = args.activity or ["2.01", "7.01"]
+    work = args.keep or Path(tempfile.mkdtemp(prefix="dlgrade-bench-"))
+    root = work / "class"
+    shutil.rmtree(root, ignore_errors=True)
+    mutant_names = build_class(root, activities, args.copies, args.mutants)
+    students = args.copies + len(mutant_names)
+    print(
+        f"class: {args.copies} reference copies + {len(mutant_names)} mutants "
+        f"({', '.join(mutant_names)}) = {students} students; activities "
+        f"{', '.join(activities)}; quick tier; {os.cpu_count()} CPUs"
+    )
+    tf_import = tensorflow_import_seconds()
+    print(f"a fresh `import tensorflow` here: {tf_import:.1f} s")
+    print()
+    header = (
+        f"{'jobs':>4} {'wall s':>7} {'subs/min':>8} {'TF starts/student':>17} "
+        f"{'start-up share':>14} {'(whole import)':>14} {'overhead':>9} "
+        f"{'w/o start-up':>12} {'refs 100%':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    baseline = None
+    for jobs in args.jobs:
+        out = work / f"results-j{jobs}"
+        shutil.rmtree(out, ignore_errors=True)
+        wall = grade(root, out, activities, jobs)
+        records = gradebook.load_records(out)
+        assert len(records) == students, f"{len(records)} records for {students} students"
+        student_wall = sum(r.wall_s for r in records)
+        starts = [r.worker.get("starts", 0) for r in records]
+        held = sum(r.worker.get("start_s", 0) + r.worker.get("preload_wait_s", 0) for r in records)
+        whole = sum(r.worker.get("start_s", 0) + r.worker.get("preload_s", 0) for r in records)
+        busy = sum(r.worker.get("busy_s", 0) for r in records)
+        direct = tf_import + busy  # one process, one import, the same calls
+        # the harness's time for the same work: every student's wall time, plus what the
+        # run spent outside any student (pytest, collection, the grader's own Keras), per
+        # job; divided among the jobs that ran side by side
+        harness = wall * jobs
+        overhead = harness / direct - 1
+        # the same without TensorFlow's start-up: what the students' checks took beyond
+        # their own functions' time
+        steady = (student_wall - held) / busy - 1 if busy else float("nan")
+        refs = [r for r in records if r.student.startswith("ref")]
+        scores_ok = bool(refs) and all(r.score == r.max_score for r in refs)
+        print(
+            f"{jobs:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
+            f"{statistics.mean(starts):>17.2f} {held / student_wall:>14.1%} "
+            f"{whole / student_wall:>14.1%} {overhead:>9.1%} {steady:>12.1%} {str(scores_ok):>9}"
+        )
+        mutants = [f"{r.student}: {r.score:g}/{r.max_score:g}" for r in records if r not in refs]
+        if mutants:
+            print(f"     mutants (quick tier kills some only): {'; '.join(mutants)}")
+        if baseline is None:
+            baseline = wall
+        else:
+            print(f"     speed-up over jobs={args.jobs[0]}: {baseline / wall:.2f}×")
+    print()
+    print(
+        "direct = one TensorFlow import + the submission's functions' own time (worker-timed, "
+        f"{busy:.1f} s in the last run); overhead = wall × jobs / direct − 1; w/o start-up = "
+        "(students' wall − start-up that held a check) / the functions' own time − 1"
+    )
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
