@@ -389,7 +389,7 @@ def pytest_runtest_setup(item: pytest.Item):
         return (yield)
     run = item.config.stash.get(CLASS, None)
     if run is not None:
-        run.begin(_item_student(item), item.config)
+        run.begin(_item_student(item), item)
     seed = check_seed(state.seed, check_id(item))
     random.seed(seed)
     try:
@@ -550,6 +550,8 @@ class ClassRun:
         self.expected: dict[str, int] = {}
         self.started: dict[str, tuple[float, str]] = {}
         self.finished: set[str] = set()
+        self._by_id = {s.student: s for s in roster.students}
+        self._positions: dict[str, int] = {}
         self._trusted_keras = False
 
     @pytest.hookimpl
@@ -634,15 +636,28 @@ class ClassRun:
         fields = CheckResult.__dataclass_fields__
         return [CheckResult(**{k: v for k, v in c.items() if k in fields}) for c in record.checks]
 
-    def begin(self, student: Student, config: pytest.Config) -> None:
-        """Start the student's worker before their first check (TensorFlow loads there)."""
+    def begin(self, student: Student, item: pytest.Item) -> None:
+        """Start the student's worker before their first check (TensorFlow loads there),
+        and the next student's too, so that its TensorFlow loads while this one is graded."""
         state = self.state(student)
         if student.student in self.started:
             return
         self.started[student.student] = (time.monotonic(), _now())
-        for other, open_state in self.states.items():  # one student's worker at a time
-            if other != student.student and open_state.session is not None:
+        upcoming = self._upcoming(item, student)
+        for other, open_state in self.states.items():  # at most this and the next student
+            if other not in (student.student, upcoming) and open_state.session is not None:
                 self._close(open_state)
+        if state.session is None:
+            self._start(state)
+        if upcoming is not None and upcoming not in self.started:
+            following = self.state(self._by_id[upcoming])
+            if following.session is None and following.startup_error is None:
+                self._start(following)
+        if state.preload and state.preload_enabled and not self._trusted_keras:
+            models.preload()  # the rubric's own Keras, once per grading process
+            self._trusted_keras = True
+
+    def _start(self, state: GradingState) -> None:
         preload = sorted(state.preload) if state.preload_enabled else []
         try:
             state.session = WorkerSession(
@@ -656,9 +671,37 @@ class ClassRun:
             state.session.start()
         except (SubmissionError, SandboxError) as exc:
             state.startup_error = exc
-        if preload and not self._trusted_keras:
-            models.preload()  # the rubric's own Keras, once per grading process
-            self._trusted_keras = True
+
+    def _upcoming(self, item: pytest.Item, student: Student) -> str | None:
+        """The next student this process will grade, when it is known already.
+
+        Without xdist that is the next student in the session's items. Under xdist, the
+        worker's queue of item indices says it; that queue is xdist's own (not an API), so
+        anything unexpected there means no look-ahead, never an error.
+        """
+        items = item.session.items
+        try:
+            interactor = next(
+                (p for p in item.config.pluginmanager.get_plugins() if hasattr(p, "torun")),
+                None,
+            )
+            if interactor is None:
+                position = self._positions.get(item.nodeid)
+                if position is None:
+                    self._positions = {it.nodeid: i for i, it in enumerate(items)}
+                    position = self._positions.get(item.nodeid, len(items))
+                upcoming = items[position + 1 :]
+            else:
+                with interactor.torun.lock() as queued:
+                    indices = [interactor.nextitem_index, *queued]
+                upcoming = [items[i] for i in indices if isinstance(i, int)]
+        except Exception:  # noqa: BLE001 - look-ahead is an optimisation only
+            return None
+        for candidate in upcoming:
+            other = _item_student(candidate)
+            if other is not None and other.student != student.student:
+                return other.student
+        return None
 
     def graded(self, student: Student, result: CheckResult) -> dict:
         """Record one finished check; close the student's worker after their last one."""
