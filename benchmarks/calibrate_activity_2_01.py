@@ -3,7 +3,8 @@
 Run: DLGRADE_DATA_DIR=../shared/data python benchmarks/calibrate_activity_2_01.py [SEEDS]
 Prints, per seed: the last and best training accuracy in the history train() returns, the
 accuracy of the final weights on the training rows, and the held-out accuracy of the
-rubric's hidden-split check. The rubric's thresholds sit below the worst row.
+hidden-split check (checks/activity_2_01_hidden.py). The rubrics' thresholds sit below the
+worst row.
 """
 
 import importlib.util
@@ -27,7 +28,9 @@ def main(seeds: int) -> None:
     from dlgrade import data
 
     reference = _load(ROOT / "reference" / "activity_2_01.py", "reference_2_01")
-    rubric = _load(ROOT / "checks" / "activity_2_01.py", "rubric_2_01")
+    # The hidden rubric imports its public sibling by name, as it does under pytest.
+    sys.path.insert(0, str(ROOT / "checks"))
+    rubric = _load(ROOT / "checks" / "activity_2_01_hidden.py", "activity_2_01_hidden")
     csv = data.path("sonar")
     X, y = reference.load_data(csv)
     print("seed  last_hist  best_hist  final_weights  hidden_split")

@@ -89,25 +89,3 @@ def test_start_is_honoured(student):
     """solve(start=10, iterations=10) starts at 10 (x ≈ 9.9)."""
     x = expect.scalar(student.solve(start=10.0, iterations=10), "solve(start=10.0, iterations=10)")
     expect.close(x, 9.9, 0.01, "solve(start=10.0, iterations=10)")
-
-
-#: hidden: (k, start) — solve (x - k)² from a start the student has not seen
-OTHER_SQUARES = [(-3.0, 0.0), (7.0, 1.0), (2.5, -2.0)]
-
-
-@dlgrade.check(
-    points=3,
-    visibility="hidden",
-    timeout=180,
-    feedback="solve() must minimise the quadratic it is given through `coefficients` "
-    "(and start where `start` says); do not hard-code the book's answer.",
-)
-def test_other_perfect_squares(student):
-    """solve() finds k for other quadratics (x − k)²."""
-    for k, start in OTHER_SQUARES:
-        coefficients = (1.0, -2.0 * k, k * k)
-        what = f"solve({coefficients}, learning_rate=0.05, iterations=2000, start={start})"
-        x = expect.scalar(
-            student.solve(coefficients, learning_rate=0.05, iterations=2000, start=start), what
-        )
-        expect.close(x, k, 0.01, what)

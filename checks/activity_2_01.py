@@ -13,10 +13,6 @@ synthetic twin the reference scores 1.000 on every measure below (seeds 0–4).
   model classifies 0.938–1.000 of the training rows (0.779 once in a worker run, where
   Adam's last step overshot; untrained: 0.42–0.54; after 3 epochs 0.71–0.81) → floor
   0.70, which a forged history on an untrained model does not reach.
-* hidden split (156 train / 52 held out, stratified, split seed below), 30 epochs trained
-  by the rubric itself: held-out accuracy 0.843–0.882 → threshold 0.70. It catches what
-  the structure checks cannot see, e.g. "adam" with a learning rate of 1e-6: 0.43–0.61
-  over seeds 0–7.
 """
 
 import numpy as np
@@ -34,8 +30,6 @@ BOOK_ACTIVATIONS = ["relu", "relu", "relu", "sigmoid"]
 BOOK_PARAMS = 98_701
 TRAIN_ACCURACY = 0.95
 TRAINED_WEIGHTS_FLOOR = 0.70
-HIDDEN_SPLIT_SEED = 7_2011
-HIDDEN_ACCURACY = 0.70
 ACCURACY_METRICS = {"accuracy", "acc", "binary_accuracy"}
 
 
@@ -194,36 +188,3 @@ def test_training_reaches_book_accuracy(submission, student, sonar_csv):
             f"{accuracy:.3f} of the training rows correctly; train the model you are given "
             "and return its real history"
         )
-
-
-@dlgrade.check(
-    points=3,
-    tier="standard",
-    visibility="hidden",
-    feedback="the architecture from build_model() must learn to generalise: check the layer "
-    "sizes, the activations (relu hidden, sigmoid output) and the loss.",
-)
-def test_architecture_generalises_on_a_hidden_split(submission, student, sonar_csv):
-    """The submitted architecture, trained by the grader, beats 0.70 on unseen rows."""
-    handle, model, _ = submission.build_model(student.build_model)
-    accuracy = hidden_split_accuracy(model, sonar_csv)
-    if accuracy < HIDDEN_ACCURACY:
-        dlgrade.fail(
-            f"trained by the grader on a split you have not seen, your architecture scores "
-            f"{accuracy:.3f} on held-out rows; the book's reaches 0.84–0.88 (threshold "
-            f"{HIDDEN_ACCURACY})"
-        )
-
-
-def hidden_split_accuracy(model, csv, split_seed=HIDDEN_SPLIT_SEED, epochs=30) -> float:
-    """Train ``model`` (trusted copy) on a stratified 75 % and score the other 25 %."""
-    X, classes = _expected(csv)
-    y = (classes == np.unique(classes)[0]).astype(np.float32).reshape(-1, 1)
-    rng = np.random.default_rng(split_seed)
-    test = np.zeros(len(y), dtype=bool)
-    for label in (0.0, 1.0):
-        rows = np.flatnonzero(y[:, 0] == label)
-        test[rng.choice(rows, size=len(rows) // 4, replace=False)] = True
-    model.fit(X[~test], y[~test], epochs=epochs, verbose=0)
-    predicted = (model.predict(X[test], verbose=0) > 0.5).astype(np.float32)
-    return float(np.mean(predicted == y[test]))

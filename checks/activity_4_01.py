@@ -8,8 +8,7 @@ against the book's lists with exactly that change applied (``MODERN_CHANGES``); 
 suite asserts that the reference reproduces them on the real text, so a further change in
 NLTK is noticed rather than silently graded.
 
-Deterministic: no thresholds. Expected values for unseen passages are computed here, on the
-trusted side, with the book's pipeline.
+Deterministic: no thresholds.
 """
 
 import string
@@ -182,31 +181,3 @@ def test_stem_reproduces_the_books_first_five(student, alice, nltk_ready):
     got = _token_lists(student.stem(sample), "stem(vocabulary sample)")
     stemmer = PorterStemmer()
     _first_difference(got, [[stemmer.stem(t) for t in s] for s in sample], "stem(sample)")
-
-
-#: hidden: passages the student never sees — slices of later chapters and made-up text
-HIDDEN_SLICES = [(61_000, 62_500), (98_200, 99_400), (131_000, 132_300)]
-HIDDEN_TEXT = (
-    "Mr. Dodgson rowed up the Isis on 4 July 1862 -- three girls aboard. 'Tell us a story!' "
-    "said Lorina. The Dormouse (who was asleep) didn't answer; the Hatter said: \"It's "
-    "always six o'clock now.\" Is it 3.30 p.m. yet? No -- it's tea-time, e.g. at 5 p.m. "
-    "Ask Dr. Liddell, or the Queen of Hearts herself!"
-)
-
-
-@dlgrade.check(
-    points=3,
-    visibility="hidden",
-    feedback="preprocess must work on any text, not only the book's opening: lower-case the "
-    "whole text first, then sentence- and word-tokenise with NLTK and drop stop words.",
-)
-def test_preprocess_on_unseen_passages(student, alice, nltk_ready):
-    """preprocess() matches the book's pipeline on passages you have not seen."""
-    passages = [alice[a:b] for a, b in HIDDEN_SLICES] + [HIDDEN_TEXT]
-    for index, passage in enumerate(passages):
-        got = _token_lists(student.preprocess(passage), f"preprocess(hidden passage {index + 1})")
-        _first_difference(
-            got,
-            reference_preprocess(nltk_ready, passage),
-            f"preprocess(hidden passage {index + 1})",
-        )

@@ -11,6 +11,7 @@ import pytest
 from _pytest import pytester as _pytester
 
 from dlgrade import models
+from dlgrade.plugin import hidden_name
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKS = REPO / "checks"
@@ -33,7 +34,15 @@ _pytester.SysModulesSnapshot.__init__ = _keep_libraries
 
 
 def rubric_file(activity: str) -> Path:
+    """The activity's public rubric."""
     return CHECKS / f"activity_{activity.replace('.', '_')}.py"
+
+
+def rubric_files(activity: str) -> list[Path]:
+    """The activity's public rubric and, where it has one, its hidden checks' file."""
+    public = rubric_file(activity)
+    hidden = public.with_name(hidden_name(public.name))
+    return [public, hidden] if hidden.is_file() else [public]
 
 
 @dataclass
@@ -64,7 +73,7 @@ def grade(pytester: pytest.Pytester):
         models.keras()  # once per test process, outside any snapshot (see below)
         out = pytester.path / "grade.json"
         out.unlink(missing_ok=True)
-        files = [str(rubric_file(a)) for a in activities]
+        files = [str(f) for a in activities for f in rubric_files(a)]
         result = pytester.runpytest_inprocess(
             *files,
             "--submission",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlgrade.rubric import TIERS
-from tests.conftest import MUTANTS, REFERENCE, rubric_file
+from tests.conftest import MUTANTS, REFERENCE, rubric_files
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +56,10 @@ MUTANT_FILES = sorted(MUTANTS.glob("*.mutant"))
 
 
 def rubric_checks(activity: str) -> dict[str, str]:
-    """check name → tier, read from the rubric's source (decorator keywords)."""
-    tree = ast.parse(rubric_file(activity).read_text())
+    """check name → tier, read from the rubrics' source (decorator keywords), hidden included."""
     checks = {}
-    for node in tree.body:
+    nodes = [node for path in rubric_files(activity) for node in ast.parse(path.read_text()).body]
+    for node in nodes:
         if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
             tier = "quick"
             for decorator in node.decorator_list:

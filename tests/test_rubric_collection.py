@@ -191,3 +191,126 @@ def test_a_check_whose_dataset_is_missing_says_which_where_and_how_to_fix(
         "dlgrade data fetch glove",
     ):
         assert words in result["feedback"]
+
+
+# -- hidden checks live in activity_X_YY_hidden.py ---------------------------------------
+
+PUBLIC_WITH_FIXTURE = """
+import pytest
+
+import dlgrade
+
+ACTIVITY = "1.01"
+
+
+@pytest.fixture(scope="module")
+def known_answer():
+    return 42
+
+
+@dlgrade.check(points=1, feedback="f")
+def test_public(known_answer):
+    \"\"\"A public check.\"\"\"
+    assert known_answer == 42
+"""
+
+HIDDEN_IMPORTING_THE_FIXTURE = """
+import sys
+
+from activity_1_01 import known_answer as known_answer
+
+import dlgrade
+
+ACTIVITY = "1.01"
+
+
+@dlgrade.check(points=2, visibility="hidden", feedback="f")
+def test_hidden(known_answer, request):
+    \"\"\"A hidden check on the public rubric's fixture.\"\"\"
+    assert known_answer == 42
+    # the module it imported is the very one pytest collected (when it collected it)
+    public = [item for item in request.session.items if item.name == "test_public"]
+    assert all(item.module is sys.modules["activity_1_01"] for item in public)
+"""
+
+
+def _check(name: str, visibility: str) -> str:
+    return (
+        f"\n@dlgrade.check(points=1, visibility={visibility!r}, feedback='f')\n"
+        f"def test_{name}():\n    pass\n"
+    )
+
+
+def test_a_hidden_check_in_a_public_rubric_fails_collection_naming_file_and_fix(
+    pytester, rubric_dir
+):
+    path = write(
+        rubric_dir,
+        'import dlgrade\nACTIVITY = "1.01"\n'
+        + _check("open", "public")
+        + _check("secret", "hidden"),
+    )
+    result = pytester.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "malformed rubric" in result.stderr.str()
+    assert (
+        f"{path}: test_secret is a hidden check; move it to activity_1_01_hidden.py"
+        in result.stderr.str()
+    )
+    assert "test_open" not in result.stderr.str()
+
+
+def test_a_public_check_in_a_hidden_rubric_fails_collection(pytester, rubric_dir):
+    path = write(
+        rubric_dir,
+        'import dlgrade\nACTIVITY = "1.01"\n'
+        + _check("secret", "hidden")
+        + _check("open", "public"),
+        name="activity_1_01_hidden.py",
+    )
+    result = pytester.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"{path}: test_open is a public check" in result.stderr.str()
+    assert 'holds only visibility="hidden" checks' in result.stderr.str()
+    assert "test_secret" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("hidden",), ("public", "hidden"), ("hidden", "public")],
+    ids=["hidden-alone", "public-first", "hidden-first"],
+)
+def test_a_hidden_rubric_uses_its_public_siblings_fixture(pytester, rubric_dir, broken, order):
+    files = {
+        "public": write(rubric_dir, PUBLIC_WITH_FIXTURE),
+        "hidden": write(rubric_dir, HIDDEN_IMPORTING_THE_FIXTURE, "activity_1_01_hidden.py"),
+    }
+    out = pytester.path / "grade.json"
+    result = pytester.runpytest_inprocess(
+        *(str(files[name]) for name in order),
+        "--submission",
+        str(broken("broken/wrong_type")),
+        "--grade-json",
+        str(out),
+        *FAST,
+    )
+    result.assert_outcomes(passed=len(order))
+    checks = {c["id"]: c["visibility"] for c in json.loads(out.read_text())["checks"]}
+    assert checks == {f"1.01/{name}": name for name in order}  # test_hidden is the hidden one
+
+
+def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, rubric_dir, broken):
+    write(rubric_dir, PUBLIC_WITH_FIXTURE)
+    write(rubric_dir, HIDDEN_IMPORTING_THE_FIXTURE, "activity_1_01_hidden.py")
+    result = pytester.runpytest_subprocess(
+        str(rubric_dir / "activity_1_01_hidden.py"),
+        str(rubric_dir / "activity_1_01.py"),
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--submission",
+        str(broken("broken/wrong_type")),
+        *FAST,
+    )
+    result.assert_outcomes(passed=2)
