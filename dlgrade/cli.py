@@ -531,8 +531,9 @@ def run_grade(args: argparse.Namespace) -> int:
         ]
         if args.call_timeout:
             pytest_args += ["--call-timeout", str(args.call_timeout)]
-        if jobs > 1:
-            pytest_args += ["-n", str(jobs)]  # the plugin schedules by student
+        # Always through pytest-xdist, even for one job: a grading process that dies (a
+        # native crash on the trusted side) is replaced and the class goes on.
+        pytest_args += ["-n", str(jobs)]  # the plugin schedules by student
         sys.stdout.flush()
         progress = console.ClassProgress(len(todo), jobs)
         import pytest

@@ -588,6 +588,29 @@ class ClassRun:
             def _split_scope(self, nodeid: str) -> str:
                 return console.ClassProgress.student_of(nodeid) or nodeid
 
+            def remove_node(self, node):
+                """As LoadScopeScheduling's, except that the check during which a grading
+                process died is not run again (it would kill the next one too): the
+                student's other checks go on, and the student is recorded incomplete."""
+                workload = self.assigned_work.pop(node)
+                if not self._pending_of(workload):
+                    return None
+                crashitem = next(
+                    nodeid
+                    for unit in workload.values()
+                    for nodeid, completed in unit.items()
+                    if not completed
+                )
+                for unit in workload.values():
+                    if crashitem in unit:
+                        unit[crashitem] = True
+                self.workqueue.update(
+                    {scope: unit for scope, unit in workload.items() if not all(unit.values())}
+                )
+                for other in self.assigned_work:
+                    self._reschedule(other)
+                return crashitem
+
         return StudentScheduling(config, log)
 
     # -- the run's bookkeeping ---------------------------------------------------------

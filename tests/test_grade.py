@@ -17,6 +17,7 @@ from dlgrade import gradebook
 from tests.conftest import SUBMISSIONS
 
 LIGHT = Path(__file__).parent / "rubrics" / "light"
+CRASHING = Path(__file__).parent / "rubrics" / "crashing"
 BROKEN = SUBMISSIONS / "broken"
 MODULE = "activity_1_01.py"
 
@@ -171,6 +172,27 @@ def test_a_killed_run_loses_no_finished_student_and_the_rerun_finishes(tmp_path,
     assert all(after[name] == record for name, record in finished.items())
     assert [after[s].status for s in sorted(after)] == ["graded"] * 5
     assert all(r.score == 3 for r in after.values())
+
+
+def test_a_grading_process_that_dies_costs_only_that_student_a_complete_grade(klass, tmp_path):
+    from tests.rubrics.crashing.activity_1_01 import CRASH_MARKER
+
+    (klass / "bob" / CRASH_MARKER).write_text("")
+    out = tmp_path / "results"
+    run = dlgrade("grade", klass, "--out", out, "--checks", CRASHING, "--call-timeout", 5)
+    assert run.returncode == 1, run.stdout + run.stderr  # 1: someone is incomplete
+    book = rows(out)
+    assert list(book) == ["alice", "bob", "carol", "dave", "erin"]
+    assert book["bob"]["status"] == "incomplete"
+    assert "the grading process died during check test_the_grader_dies" in book["bob"]["reason"]
+    bob = records(out)["bob"]
+    assert {c["id"] for c in bob.checks} == {"1.01/loss_fn_at_zero", "1.01/start_is_honoured"}
+    assert [book[s]["status"] for s in ("alice", "carol", "dave", "erin")] == ["graded"] * 4
+    assert book["alice"]["total"] == "4"
+    (klass / "bob" / CRASH_MARKER).unlink()
+    again = dlgrade("grade", klass, "--out", out, "--checks", CRASHING, "--call-timeout", 5)
+    assert "grading 1 student(s)" in again.stdout
+    assert rows(out)["bob"]["status"] == "graded"
 
 
 def test_an_lms_export_is_graded_under_the_lms_ids(tmp_path):
