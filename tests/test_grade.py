@@ -97,6 +97,7 @@ def test_every_student_is_in_the_gradebook_with_the_reason_in_their_row(klass, t
         assert json.loads((out / "gradescope" / name / "results.json").read_text())["tests"]
     assert "carol" in (out / "summary.html").read_text()  # listed among abnormal runs
     assert "5 student(s): 5 graded" in run.stdout
+    assert "[5/5]" in run.stdout and "✗ carol" in run.stdout  # progress, one line a student
     alice = records(out)["alice"]
     assert alice.worker["starts"] == 1
     assert [c["id"] for c in alice.checks] == ["1.01/loss_fn_at_zero", "1.01/start_is_honoured"]
@@ -233,3 +234,31 @@ def test_a_single_submission_folder_is_pointed_to_dlgrade_check(tmp_path):
     run = grade(folder, tmp_path / "results")
     assert run.returncode == 2
     assert f"dlgrade check {folder}" in run.stderr
+
+
+class _Report:
+    def __init__(self, nodeid, when="call", properties=()):
+        self.nodeid, self.when, self.user_properties = nodeid, when, list(properties)
+
+
+def test_the_progress_display_counts_students_and_estimates_the_time_left(capfd):
+    from dlgrade.reports.console import ClassProgress
+
+    node = "checks/activity_1_01.py::test_solve[{}]"
+    assert ClassProgress.student_of(node.format("alice")) == "alice"
+    assert ClassProgress.student_of(node.format("a@b") + "@student3") == "a@b"
+    assert ClassProgress.student_of("checks/activity_1_01.py::test_solve") is None
+    progress = ClassProgress(total=4, jobs=2)
+    progress.began -= 60  # a minute into the run
+    progress.pytest_runtest_logstart(node.format("alice"), None)
+    progress.pytest_runtest_logstart(node.format("bob"), None)
+    info = {"student": "alice", "check": "1.01/solve", "outcome": "pass", "score": 3}
+    info |= {"max_score": 3, "percent": 100.0, "wall_s": 30.0, "abnormal": False, "done": True}
+    progress.pytest_runtest_logreport(_Report(node.format("alice"), properties=[("dlgrade", info)]))
+    progress.pytest_runtest_logreport(_Report(node.format("bob"), when="???"))  # xdist: died
+    status = progress.status()
+    progress.close()
+    assert status.startswith("graded 1/4 · running 1 · failed 1 (timeout, crash)")
+    assert "ETA 3:0" in status  # one student a minute, three to go
+    assert progress.crashed == {"bob": "test_solve"}
+    assert "[1/4] ✓ alice  3/3 (100.0%)  30 s" in capfd.readouterr().out

@@ -134,7 +134,10 @@ class Progress:
 
 
 class ClassProgress:
-    """`dlgrade grade`'s live display: students done, running and abnormal, and an ETA.
+    """`dlgrade grade`'s live display: students done, running and failed, and an ETA.
+
+    "Failed" counts the students whose run ended abnormally (a timeout or a crash in some
+    check, or a grading process that died), not the ones who merely lost points.
 
     A pytest plugin of the controlling process: pytest-xdist forwards each worker's
     ``logstart`` and ``logreport`` there. It writes to a duplicate of stdout taken before
@@ -212,7 +215,7 @@ class ClassProgress:
             eta = f" · ETA {_clock(elapsed / done * (self.total - done))}"
         return (
             f"graded {done}/{self.total} · running {len(self.running)} · "
-            f"abnormal {len(self.abnormal)} · {_clock(elapsed)}{eta}"
+            f"failed {len(self.abnormal)} (timeout, crash) · {_clock(elapsed)}{eta}"
         )
 
     def _write(self, text: str) -> None:
