@@ -334,6 +334,22 @@ def select_activities(directory: Path, requested: list[str] | None) -> list[str]
     return present
 
 
+def quiet_pytest(rubric_root: Path) -> list[str]:
+    """pytest's options for a grading session: dlgrade prints the report, nothing else."""
+    return [
+        "--tb=no",
+        "-rN",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:warnings",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        str(rubric_root),
+    ]
+
+
 def rubric_files(rubric_root: Path, activities: list[str]) -> list[Path]:
     """Each activity's rubric, and its hidden checks where this rubric folder has them."""
     from dlgrade.plugin import hidden_name
@@ -364,16 +380,7 @@ def run_check(args: argparse.Namespace) -> int:
         args.tier,
         "--dlgrade-live",
         "-q",
-        "--tb=no",
-        "-rN",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:warnings",
-        "-o",
-        "addopts=",
-        "--rootdir",
-        str(rubric_root),
+        *quiet_pytest(rubric_root),
     ]
     if args.seed is not None:
         pytest_args += ["--dlgrade-seed", str(args.seed)]
@@ -515,18 +522,7 @@ def run_grade(args: argparse.Namespace) -> int:
             "--dlgrade-seed",
             str(seed),
             "-qq",
-            "--tb=no",
-            "-rN",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:warnings",
-            "-o",
-            "addopts=",
-            "-o",
-            "console_output_style=classic",
-            "--rootdir",
-            str(rubric_root),
+            *quiet_pytest(rubric_root),
             *limits,
         ]
         if args.call_timeout:

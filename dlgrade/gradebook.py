@@ -137,15 +137,15 @@ def record_path(out: Path, student: str) -> Path:
     return Path(out) / STUDENTS_DIR / f"{safe_id(student)}.json"
 
 
-def write_record(out: Path, record: StudentRecord) -> Path:
-    """Write atomically (temporary file, fsync, rename): a reader never sees half a record."""
-    target = record_path(out, record.student)
+def write_atomic(target: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to a temporary file beside ``target``, fsync it, then rename it
+    into place: a reader never sees half a file, and a crash leaves the old one whole."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record.to_dict(), fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -153,6 +153,12 @@ def write_record(out: Path, record: StudentRecord) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_record(out: Path, record: StudentRecord) -> Path:
+    """Write a student's record atomically (see :func:`write_atomic`)."""
+    text = json.dumps(record.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return write_atomic(record_path(out, record.student), text)
 
 
 def read_record(path: Path) -> StudentRecord:

@@ -588,6 +588,18 @@ class ClassRun:
             def _split_scope(self, nodeid: str) -> str:
                 return console.ClassProgress.student_of(nodeid) or nodeid
 
+            def _reschedule(self, node) -> None:
+                """Keep two students queued on each worker (LoadScope waits until only two
+                checks are left), so the next student's worker can start early."""
+                if node.shutting_down:
+                    return
+                if not self.workqueue:
+                    node.shutdown()
+                    return
+                pending = [u for u in self.assigned_work[node].values() if not all(u.values())]
+                if len(pending) < 2:
+                    self._assign_work_unit(node)
+
             def remove_node(self, node):
                 """As LoadScopeScheduling's, except that the check during which a grading
                 process died is not run again (it would kill the next one too): the
@@ -660,25 +672,25 @@ class ClassRun:
         return [CheckResult(**{k: v for k, v in c.items() if k in fields}) for c in record.checks]
 
     def begin(self, student: Student, item: pytest.Item) -> None:
-        """Start the student's worker before their first check (TensorFlow loads there),
-        and the next student's too, so that its TensorFlow loads while this one is graded."""
+        """Before each check: start the student's worker if it is their first (TensorFlow
+        loads there), and the next student's as soon as it is known, so that its TensorFlow
+        loads while this student is graded."""
         state = self.state(student)
-        if student.student in self.started:
-            return
-        self.started[student.student] = (time.monotonic(), _now())
         upcoming = self._upcoming(item, student)
-        for other, open_state in self.states.items():  # at most this and the next student
-            if other not in (student.student, upcoming) and open_state.session is not None:
-                self._close(open_state)
-        if state.session is None:
-            self._start(state)
+        if student.student not in self.started:
+            self.started[student.student] = (time.monotonic(), _now())
+            for other, open_state in self.states.items():  # this and the next student only
+                if other not in (student.student, upcoming) and open_state.session is not None:
+                    self._close(open_state)
+            if state.session is None:
+                self._start(state)
+            if state.preload and state.preload_enabled and not self._trusted_keras:
+                models.preload()  # the rubric's own Keras, once per grading process
+                self._trusted_keras = True
         if upcoming is not None and upcoming not in self.started:
             following = self.state(self._by_id[upcoming])
             if following.session is None and following.startup_error is None:
                 self._start(following)
-        if state.preload and state.preload_enabled and not self._trusted_keras:
-            models.preload()  # the rubric's own Keras, once per grading process
-            self._trusted_keras = True
 
     def _start(self, state: GradingState) -> None:
         preload = sorted(state.preload) if state.preload_enabled else []

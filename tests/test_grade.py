@@ -15,22 +15,11 @@ import pytest
 
 from dlgrade import gradebook
 from tests.conftest import SUBMISSIONS
+from tests.test_cli import LIGHT, dlgrade
 
-LIGHT = Path(__file__).parent / "rubrics" / "light"
 CRASHING = Path(__file__).parent / "rubrics" / "crashing"
 BROKEN = SUBMISSIONS / "broken"
 MODULE = "activity_1_01.py"
-
-
-def dlgrade(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    return subprocess.run(
-        [sys.executable, "-m", "dlgrade.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 def good_code() -> str:

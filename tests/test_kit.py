@@ -431,6 +431,7 @@ def test_the_ci_workflow_grades_with_min_score_and_junit_and_publishes_the_repor
     assert "\t" not in text
     assert all((len(line) - len(line.lstrip(" "))) % 2 == 0 for line in text.splitlines())
     import yaml  # pyyaml: a test dependency
+
     workflow = yaml.safe_load(text)
     steps = workflow["jobs"]["grade"]["steps"]
     uses = [s.get("uses", "").split("@")[0] for s in steps]

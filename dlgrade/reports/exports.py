@@ -8,11 +8,9 @@ are the records' own.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from dlgrade.gradebook import Gradebook, safe_id
+from dlgrade.gradebook import Gradebook, safe_id, write_atomic
 from dlgrade.reports import (
     canvas,
     feedback,
@@ -30,22 +28,6 @@ CANVAS_CSV = "canvas.csv"
 SUMMARY_HTML = "summary.html"
 GRADESCOPE_DIR = "gradescope"
 FEEDBACK_DIR = "feedback"
-
-
-def write_atomic(target: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to a temporary file beside ``target``, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def render_all(book: Gradebook) -> dict[str, str]:

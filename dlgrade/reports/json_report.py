@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -19,10 +17,6 @@ def schema() -> dict:
 
 def write(score: Score, target: Path) -> None:
     """Write atomically: a reader never sees half a grade."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(score.to_dict(), fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, target)
+    from dlgrade.gradebook import write_atomic
+
+    write_atomic(Path(target), json.dumps(score.to_dict(), indent=2, ensure_ascii=False) + "\n")
