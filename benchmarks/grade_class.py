@@ -1,8 +1,8 @@
 """How fast `dlgrade grade` grades a class, and where the time goes.
 
 Builds a class of M copies of the reference and a few mutants (tests/mutants), grades it at
-the quick tier with ``--jobs 1`` and ``--jobs 2`` (one run each, same machine, one after the
-other) and prints a table:
+the quick tier (``--tier`` for another) with ``--jobs 1`` and ``--jobs 2`` (one run each,
+same machine, one after the other) and prints a table:
 
 - submissions per minute (wall clock of the whole `dlgrade grade` command);
 - TensorFlow starts per student (worker starts) and the share of the students' wall time
@@ -16,7 +16,7 @@ other) and prints a table:
   counted as overhead.
 
     DLGRADE_DATA_DIR=../shared/data python benchmarks/grade_class.py [--copies 20]
-        [--activity 2.01 --activity 7.01] [--mutants 3] [--jobs 1 2]
+        [--activity 2.01 --activity 7.01] [--mutants 3] [--jobs 1 2] [--tier quick]
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ def tensorflow_import_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def grade(root: Path, out: Path, activities: list[str], jobs: int) -> float:
+def grade(root: Path, out: Path, activities: list[str], jobs: int, tier: str) -> float:
     command = [sys.executable, "-m", "dlgrade.cli", "grade", str(root), "--out", str(out)]
-    command += ["--tier", "quick", "--jobs", str(jobs)]
+    command += ["--tier", tier, "--jobs", str(jobs)]
     for activity in activities:
         command += ["--activity", activity]
     began = time.monotonic()
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--mutants", type=int, default=3)
     parser.add_argument("--activity", action="append")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--tier", default="quick", help="default: quick")
     parser.add_argument("--keep", type=Path, help="keep the class and results here")
     args = parser.parse_args()
     activities = args.activity or ["2.01", "7.01"]
@@ -94,7 +95,7 @@ def main() -> None:
     print(
         f"class: {args.copies} reference copies + {len(mutant_names)} mutants "
         f"({', '.join(mutant_names)}) = {students} students; activities "
-        f"{', '.join(activities)}; quick tier; {os.cpu_count()} CPUs"
+        f"{', '.join(activities)}; {args.tier} tier; {os.cpu_count()} CPUs"
     )
     tf_import = tensorflow_import_seconds()
     print(f"a fresh `import tensorflow` here: {tf_import:.1f} s")
@@ -110,7 +111,7 @@ def main() -> None:
     for jobs in args.jobs:
         out = work / f"results-j{jobs}"
         shutil.rmtree(out, ignore_errors=True)
-        wall = grade(root, out, activities, jobs)
+        wall = grade(root, out, activities, jobs, args.tier)
         records = gradebook.load_records(out)
         assert len(records) == students, f"{len(records)} records for {students} students"
         student_wall = sum(r.wall_s for r in records)

@@ -145,8 +145,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+XDIST_SINGLE_SUBMISSION = (
+    "--submission grades one submission in one process, and its grade would be split "
+    "between pytest-xdist's workers; drop -n (to grade many students in parallel, run "
+    "`dlgrade grade SUBMISSIONS/ --jobs N`)"
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     submission = config.getoption("submission")
+    if (
+        submission
+        and getattr(config.option, "numprocesses", None) not in (None, 0)
+        and not hasattr(config, "workerinput")
+    ):
+        raise pytest.UsageError(XDIST_SINGLE_SUBMISSION)
     config.stash[STATE] = GradingState(
         submission_path=Path(submission).resolve() if submission else None,
         tier=config.getoption("tier"),
@@ -499,14 +512,13 @@ def classify(excinfo, spec: CheckSpec) -> tuple[str, str, str]:
 
 def pytest_report_teststatus(report, config: pytest.Config):
     state = config.stash[STATE]
-    if CLASS in config.stash:
-        return report.outcome, "", ""  # `dlgrade grade` shows its own progress
-    if not state.live:
-        return None
-    # `dlgrade check` prints its own line per check instead of pytest's dots.
-    if report.when != "call" and report.passed:
-        return "", "", ""
-    return report.outcome, "", ""
+    if CLASS in config.stash or state.live:
+        # `dlgrade grade` and `dlgrade check` print their own lines instead of pytest's
+        # dots; a passed setup or teardown is not a test of its own
+        if report.when != "call" and report.passed:
+            return "", "", ""
+        return report.outcome, "", ""
+    return None
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -553,6 +565,11 @@ class ClassRun:
         self._by_id = {s.student: s for s in roster.students}
         self._positions: dict[str, int] = {}
         self._trusted_keras = False
+        # Start the next student's worker early only where a core is free for its import:
+        # with as many jobs as cores, the early imports slow the running checks down more
+        # than they save (measured in benchmarks/grade_class.py).
+        jobs = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+        self.look_ahead = 2 * jobs <= (os.cpu_count() or 1)
 
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -687,7 +704,7 @@ class ClassRun:
             if state.preload and state.preload_enabled and not self._trusted_keras:
                 models.preload()  # the rubric's own Keras, once per grading process
                 self._trusted_keras = True
-        if upcoming is not None and upcoming not in self.started:
+        if upcoming is not None and upcoming not in self.started and self.look_ahead:
             following = self.state(self._by_id[upcoming])
             if following.session is None and following.startup_error is None:
                 self._start(following)

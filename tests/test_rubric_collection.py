@@ -300,8 +300,22 @@ def test_a_hidden_rubric_uses_its_public_siblings_fixture(pytester, rubric_dir, 
 
 
 def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, rubric_dir, broken):
+    """As in a class run (`dlgrade grade --jobs 2`), where xdist workers import the rubrics."""
+    from dlgrade.roster import Roster, Student
+
     write(rubric_dir, PUBLIC_WITH_FIXTURE)
     write(rubric_dir, HIDDEN_IMPORTING_THE_FIXTURE, "activity_1_01_hidden.py")
+    folder = str(broken("broken/wrong_type"))
+    roster = pytester.path / "roster.json"
+    Roster(
+        out=str(pytester.path / "out"),
+        run="test",
+        tier="quick",
+        seed=1,
+        rubric_version="test",
+        activities=("1.01",),
+        students=(Student("ann", folder, "k1"), Student("bea", folder, "k2")),
+    ).write(roster)
     result = pytester.runpytest_subprocess(
         str(rubric_dir / "activity_1_01_hidden.py"),
         str(rubric_dir / "activity_1_01.py"),
@@ -309,8 +323,18 @@ def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, 
         "2",
         "-p",
         "no:cacheprovider",
-        "--submission",
-        str(broken("broken/wrong_type")),
+        "--class-roster",
+        str(roster),
         *FAST,
     )
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
+
+
+def test_one_submission_is_not_split_between_xdist_workers(pytester, rubric_dir, broken):
+    from dlgrade.plugin import XDIST_SINGLE_SUBMISSION
+
+    path = write(rubric_dir, PUBLIC_WITH_FIXTURE)
+    folder = str(broken("broken/wrong_type"))
+    result = pytester.runpytest_inprocess(str(path), "--submission", folder, "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert XDIST_SINGLE_SUBMISSION in result.stderr.str()
