@@ -527,22 +527,40 @@ def run_grade(args: argparse.Namespace) -> int:
         ]
         if args.call_timeout:
             pytest_args += ["--call-timeout", str(args.call_timeout)]
-        # Always through pytest-xdist, even for one job: a grading process that dies (a
-        # native crash on the trusted side) is replaced and the class goes on.
-        pytest_args += ["-n", str(jobs)]  # the plugin schedules by student
-        sys.stdout.flush()
-        progress = console.ClassProgress(len(todo), jobs)
+        # Always through pytest-xdist (-n below), even for one job: a grading process that
+        # dies (a native crash on the trusted side) is replaced and the class goes on. The
+        # plugin schedules by student.
         import pytest
 
+        # Collect once here first: a malformed rubric is reported plainly, not as the
+        # crash of every xdist worker that tries to collect it.
+        terminal = ("-qq", "--tb=no", "-rN")  # options of the terminal plugin, left out
+        collect = [a for a in pytest_args if a not in terminal]
+        collected = pytest.main([*collect, "--collect-only", "-p", "no:terminal"])
+        sys.stdout.flush()
+        progress = console.ClassProgress(len(todo), jobs)
         try:
-            pytest_code = pytest.main(pytest_args, plugins=[progress])
+            if collected != 0:
+                pytest_code = collected
+            else:
+                pytest_code = pytest.main([*pytest_args, "-n", str(jobs)], plugins=[progress])
         except Exception as exc:  # noqa: BLE001 - anything escaping pytest is a harness bug
             print(f"dlgrade grade: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
             pytest_code = EXIT_INTERNAL
         finally:
             progress.close()
-        _settle(out, the_roster, progress.crashed, interrupted=pytest_code == 2)
-        if pytest_code in (3, 4):  # pytest's internal or usage error: the rubric did not run
+        broken = pytest_code in (3, 4)  # pytest's internal or usage error: no rubric ran
+        _settle(
+            out,
+            the_roster,
+            progress.crashed,
+            why="the rubric could not be run (a grader bug, reported above)"
+            if broken
+            else "interrupted before this student's grading finished"
+            if pytest_code == 2
+            else "",
+        )
+        if broken:
             print("dlgrade grade: the rubric could not be run (see above); this is a grader bug.")
             code = EXIT_INTERNAL
     records = []
@@ -584,8 +602,11 @@ def _finished(out: Path, student) -> bool:
     )
 
 
-def _settle(out: Path, the_roster, crashed: dict[str, str], *, interrupted: bool) -> None:
-    """Give every student of the run a record, whatever happened to the grading processes."""
+def _settle(out: Path, the_roster, crashed: dict[str, str], *, why: str) -> None:
+    """Give every student of the run a record, whatever happened to the grading processes.
+
+    ``why``: what stopped the run, if anything; else a missing or unfinished record means
+    that a grading process died."""
     from dlgrade import gradebook
     from dlgrade.plugin import IN_PROGRESS_NOTE
 
@@ -601,11 +622,8 @@ def _settle(out: Path, the_roster, crashed: dict[str, str], *, interrupted: bool
         if record is not None and record.key == student.key and record.note != in_progress:
             if record.status == gradebook.GRADED or student.student not in crashed:
                 continue
-        why = (
-            "interrupted before this student's grading finished"
-            if interrupted
-            else "the grading process died"
-            + (f" during check {crashed[student.student]}" if student.student in crashed else "")
+        reason = why or "the grading process died" + (
+            f" during check {crashed[student.student]}" if student.student in crashed else ""
         )
         checks = record.checks if record is not None and record.key == student.key else ()
         gradebook.write_record(
@@ -625,7 +643,7 @@ def _settle(out: Path, the_roster, crashed: dict[str, str], *, interrupted: bool
                 wall_s=record.wall_s if record is not None else 0.0,
                 name=student.name,
                 lms_id=student.lms_id,
-                note=f"{why} ({len(checks)} check(s) recorded); re-run `dlgrade grade` to "
+                note=f"{reason} ({len(checks)} check(s) recorded); re-run `dlgrade grade` to "
                 "grade this student again",
             ),
         )

@@ -251,3 +251,17 @@ def test_the_progress_display_counts_students_and_estimates_the_time_left(capfd)
     assert "ETA 3:0" in status  # one student a minute, three to go
     assert progress.crashed == {"bob": "test_solve"}
     assert "[1/4] ✓ alice  3/3 (100.0%)  30 s" in capfd.readouterr().out
+
+
+def test_a_malformed_rubric_exits_3_and_still_lists_every_student(klass, tmp_path):
+    rubric = tmp_path / "checks" / "activity_1_01.py"
+    rubric.parent.mkdir()
+    rubric.write_text('ACTIVITY = "1.01"\n\ndef test_undeclared(student):\n    pass\n')
+    out = tmp_path / "results"
+    run = dlgrade("grade", klass, "--out", out, "--checks", rubric.parent)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "malformed rubric" in run.stdout + run.stderr
+    book = rows(out)
+    assert list(book) == ["alice", "bob", "carol", "dave", "erin"]
+    assert all(r["status"] == "incomplete" for r in book.values())
+    assert all("the rubric could not be run" in r["reason"] for r in book.values())
