@@ -192,13 +192,10 @@ def test_a_few_steps_train_the_head_only(submission, student, shared_tree, tree)
 )
 def test_book_training_reaches_accuracy(submission, student):
     """The book's 5 epochs on the real data reach train ≥ 0.88 / test ≥ 0.85 (GPU runners)."""
-    import tensorflow as tf
-
-    if not tf.config.list_physical_devices("GPU"):
-        raise dlgrade.RunnerError(
-            "the full tier of 3.02 trains VGG16 on 11,398 images: about 700 s per epoch on 2 "
-            "CPU cores, an hour for the book's 5. Run it on a GPU runner."
-        )
+    models.require_gpu(
+        "the full tier of 3.02 trains VGG16 on 11,398 images: about 700 s per epoch on 2 CPU "
+        "cores, an hour for the book's 5"
+    )
     root = data.path("fruits360")
     train, val = _datasets(submission, student, (str(root / "Training"), str(root / "Test")))
     handle = expect.handle(student.build_model(), "build_model()")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlgrade.errors import SubmissionError
+from dlgrade.errors import RunnerError, SubmissionError
 
 MAX_PARAMS = 200_000_000
 
@@ -86,6 +86,19 @@ class CompileSettings:
     learning_rate: float | None
     loss: str | None
     metrics: tuple[str, ...]
+
+
+#: what a check that needs a GPU says on a machine without one (outcome error, reason runner)
+NO_GPU_MESSAGE = "{why}; no GPU is visible to TensorFlow here. Run this tier on a GPU runner."
+
+
+def require_gpu(why: str) -> None:
+    """Stop the running check as a runner problem (not the student's) unless a GPU is here."""
+    keras()  # TensorFlow, loaded the way every trusted-side check loads it
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        raise RunnerError(NO_GPU_MESSAGE.format(why=why))
 
 
 def load(path: Path):
