@@ -127,6 +127,30 @@ def python_command() -> list[str]:
     return [sys.executable, "-I", "-S", "-B", str(Path(__file__).resolve())]
 
 
+def die_with_grader(command: list[str]) -> list[str]:
+    """``command``, run so that it is killed when the process starting it dies.
+
+    A grader killed with ``kill -9`` (or a pytest-xdist worker that crashes) must not leave
+    its worker behind, spinning in a student's infinite loop: this file sets SIGKILL as the
+    parent-death signal, then execs ``command`` (``unshare``, or the worker itself), whose
+    own child dies with it in turn. Linux sends the signal when the *thread* that started
+    the process ends, so start workers from a thread that lives as long as the grader.
+    """
+    return [*python_command(), "--die-with", str(os.getpid()), "--", *command]
+
+
+def _die_with(argv: list[str]) -> None:
+    """``--die-with PID -- COMMAND...``: exec COMMAND with SIGKILL as parent-death signal."""
+    parent, separator, command = int(argv[0]), argv[1], argv[2:]
+    if separator != "--" or not command:
+        raise ValueError("usage: --die-with PID -- COMMAND [ARG...]")
+    if _libc().prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        raise JailError("prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the grader died before the signal was set
+        os._exit(70)
+    os.execv(command[0], command)
+
+
 def unshare_command(config: Config, *, network: bool) -> list[str]:
     net = () if network else ("--net",)
     unshare = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin") or "unshare"
@@ -336,6 +360,8 @@ def main(argv: list[str]) -> int:
         if argv[1:] == ["--probe"]:
             probe()
             return 0
+        if argv[1:2] == ["--die-with"]:
+            _die_with(argv[2:])
         run(Config.from_json(argv[1]))
     except (JailError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         print(f"dlgrade jail: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -342,7 +342,7 @@ class _WorkerProcess:
             command.append(json.dumps(dataclasses.asdict(session.limits.rlimits())))
         try:
             self.proc = subprocess.Popen(
-                command,
+                jail.die_with_grader(command),
                 cwd=session.scratch_dir,
                 env=session.environment(),
                 stdin=subprocess.DEVNULL,

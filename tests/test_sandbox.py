@@ -1,6 +1,10 @@
 """The worker session: calls, handles, limits, restarts — without a pytest session around it."""
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -9,7 +13,7 @@ import pytest
 
 from dlgrade.errors import CallTimeout, SubmissionError, WorkerCrashed
 from dlgrade.protocol import Handle
-from dlgrade.sandbox import Limits, WorkerSession
+from dlgrade.sandbox import Limits, WorkerSession, isolation_mode
 from tests.conftest import running
 
 MODULE = """
@@ -53,6 +57,11 @@ def spawn_and_hang(pidfile, seconds):
 
 def die():
     os._exit(7)
+
+
+def spin():
+    while True:
+        pass
 
 
 def model_with_lambda():
@@ -153,3 +162,48 @@ def test_a_model_with_a_lambda_layer_is_refused_on_the_trusted_side(session):
     with pytest.raises(SubmissionError, match="Lambda layer") as excinfo:
         models.load(path)
     assert excinfo.value.reason == "unsafe_model"
+
+
+GRADER = """
+import sys
+from pathlib import Path
+from dlgrade.sandbox import Limits, WorkerSession
+
+session = WorkerSession(Path(sys.argv[1]), Limits(call_timeout=600), isolation=sys.argv[2])
+session.start()
+session._proc.find_worker()
+print(session._proc.worker_pid, flush=True)
+session.call("tool", "spin")
+"""
+
+
+@pytest.mark.parametrize("isolation", ["namespaces", "rlimits"])
+def test_a_grader_killed_with_sigkill_takes_its_spinning_worker_with_it(tmp_path, isolation):
+    if isolation == "namespaces" and isolation_mode() != "namespaces":
+        pytest.skip("no namespaces on this machine")
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "tool.py").write_text(MODULE)
+    grader = subprocess.Popen(
+        [sys.executable, "-c", GRADER, str(folder), isolation],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    worker = int(grader.stdout.readline())
+    time.sleep(0.5)  # the worker is in spin() now
+    assert Path(f"/proc/{worker}").exists()
+    os.kill(grader.pid, signal.SIGKILL)  # not its group: the worker has a session of its own
+    grader.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.05)
+    assert not _alive(worker), f"worker {worker} outlived its grader"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"
