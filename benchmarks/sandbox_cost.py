@@ -9,12 +9,13 @@ worker (about two minutes): the numbers behind ``Limits.memory_bytes``.
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from engine import timed  # benchmarks/ is on sys.path when this script runs
 
 from dlgrade import jail
 from dlgrade.sandbox import Limits, WorkerSession, gpu_visible, isolation_mode
@@ -86,12 +87,7 @@ def train_vgg16_head():  # Activity 3.02's shape: frozen VGG16 on 100x100, 320 i
 
 
 def median_seconds(function, repeat: int = REPEAT) -> float:
-    samples = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - began)
-    return statistics.median(samples)
+    return timed(function, repeat)
 
 
 def mechanisms() -> None:
