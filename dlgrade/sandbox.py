@@ -48,6 +48,21 @@ from dlgrade.protocol import (
 )
 
 #: Environment variables a worker may inherit; everything else is dropped.
+#: How the worker starts: it runs this very ``dlgrade`` package, by path — not whichever one
+#: the interpreter's site-packages would find (an editable install may point at a checkout
+#: the jail hides, e.g. when the grader runs from a student kit).
+WORKER_BOOTSTRAP = """\
+import importlib.util, runpy, sys
+package = sys.argv.pop(1)
+spec = importlib.util.spec_from_file_location(
+    "dlgrade", package + "/__init__.py", submodule_search_locations=[package]
+)
+module = importlib.util.module_from_spec(spec)
+sys.modules["dlgrade"] = module
+spec.loader.exec_module(module)
+runpy.run_module("dlgrade.worker", run_name="__main__", alter_sys=True)
+"""
+
 PASSED_ENV = (
     "DLGRADE_DATA_DIR",
     "DLGRADE_CACHE_DIR",
@@ -323,8 +338,9 @@ class _WorkerProcess:
             "-P",  # the submission's folder must not shadow numpy, json...
             "-s",
             "-B",
-            "-m",
-            "dlgrade.worker",
+            "-c",
+            WORKER_BOOTSTRAP,
+            str(Path(dlgrade.__file__).resolve().parent),
             str(req_r),
             str(rep_w),
             str(session.exchange_dir),
