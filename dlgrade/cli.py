@@ -8,6 +8,7 @@ internal error of the grader (a rubric bug or a harness failure).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from importlib import resources
@@ -625,10 +626,8 @@ def _settle(out: Path, the_roster, crashed: dict[str, str], *, why: str) -> None
         reason = why or "the grading process died" + (
             f" during check {crashed[student.student]}" if student.student in crashed else ""
         )
-        checks = record.checks if record is not None and record.key == student.key else ()
-        gradebook.write_record(
-            out,
-            gradebook.StudentRecord(
+        if record is None or record.key != student.key:  # nothing of this grading to keep
+            record = gradebook.StudentRecord(
                 student=student.student,
                 folder=student.folder,
                 status=gradebook.INCOMPLETE,
@@ -637,15 +636,16 @@ def _settle(out: Path, the_roster, crashed: dict[str, str], *, why: str) -> None
                 rubric_version=the_roster.rubric_version,
                 seed=the_roster.seed,
                 activities=the_roster.activities,
-                checks=checks,
-                started_at=record.started_at if record is not None else "",
-                finished_at=record.finished_at if record is not None else "",
-                wall_s=record.wall_s if record is not None else 0.0,
+                checks=(),
                 name=student.name,
                 lms_id=student.lms_id,
-                note=f"{reason} ({len(checks)} check(s) recorded); re-run `dlgrade grade` to "
-                "grade this student again",
-            ),
+            )
+        note = (
+            f"{reason} ({len(record.checks)} check(s) recorded); re-run `dlgrade grade` to "
+            "grade this student again"
+        )
+        gradebook.write_record(
+            out, dataclasses.replace(record, status=gradebook.INCOMPLETE, note=note)
         )
 
 

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dlgrade.errors import DlgradeError
-from dlgrade.gradebook import safe_id
+from dlgrade.gradebook import safe_id, write_atomic
 
 try:  # zipfile reads LZMA entries only when Python was built with lzma
     from lzma import LZMAError
@@ -626,15 +626,5 @@ def _manifest(
 
 
 def _write_json(target: Path, data: dict[str, Any]) -> None:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(name, 0o644)
-        os.replace(name, target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(target, text, mode=0o644)

@@ -691,7 +691,7 @@ class ClassRun:
         loads there), and the next student's as soon as it is known, so that its TensorFlow
         loads while this student is graded."""
         state = self.state(student)
-        upcoming = self._upcoming(item, student)
+        upcoming = self._upcoming(item, student) if self.look_ahead else None
         if student.student not in self.started:
             self.started[student.student] = (time.monotonic(), _now())
             for other, open_state in self.states.items():  # this and the next student only
@@ -702,7 +702,7 @@ class ClassRun:
             if state.preload and state.preload_enabled and not self._trusted_keras:
                 models.preload()  # the rubric's own Keras, once per grading process
                 self._trusted_keras = True
-        if upcoming is not None and upcoming not in self.started and self.look_ahead:
+        if upcoming is not None and upcoming not in self.started:
             following = self.state(self._by_id[upcoming])
             if following.session is None and following.startup_error is None:
                 self._start(following)

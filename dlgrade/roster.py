@@ -17,7 +17,7 @@ from typing import Any
 
 import dlgrade
 from dlgrade.errors import DlgradeError
-from dlgrade.gradebook import safe_id
+from dlgrade.gradebook import safe_id, write_atomic
 
 #: folders and files inside a student's folder that do not belong to the submission
 IGNORED_NAMES = {"__pycache__", ".ipynb_checkpoints", ".git", ".DS_Store", "__MACOSX"}
@@ -69,10 +69,7 @@ class Roster:
         )
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def read(cls, path: Path) -> Roster:

@@ -6,6 +6,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from dlgrade.gradebook import write_atomic
 from dlgrade.rubric import Score
 
 
@@ -17,6 +18,4 @@ def schema() -> dict:
 
 def write(score: Score, target: Path) -> None:
     """Write atomically: a reader never sees half a grade."""
-    from dlgrade.gradebook import write_atomic
-
     write_atomic(Path(target), json.dumps(score.to_dict(), indent=2, ensure_ascii=False) + "\n")
