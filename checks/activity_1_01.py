@@ -2,8 +2,10 @@
 
 Thresholds come from the reference (reference/activity_1_01.py), which is deterministic:
 book defaults → 4.9991989; Adam's first steps move x by almost exactly the learning rate,
-so 10 steps at 0.01 from 0 land on 0.0999 and 1,000 steps at 0.001 on 0.955. Plain
-gradient descent, an ignored argument or a hard-coded answer lands far outside each band.
+so 10 steps at 0.01 from 0 land on 0.0999 and 1,000 steps at 0.001 on 0.955; x² − 4 from
+3 with 1,000 steps at 0.01 lands on 1.9985 (the root; minimising the signed quadratic goes
+to its vertex, 0). Plain gradient descent, an ignored argument or a hard-coded answer lands
+far outside each band.
 """
 
 import dlgrade
@@ -79,6 +81,26 @@ def test_learning_rate_is_honoured(student):
         "solve(learning_rate=0.05, iterations=1000)",
     )
     expect.close(fast, 5.0, 0.01, "solve(learning_rate=0.05, iterations=1000)")
+
+
+@dlgrade.check(
+    points=2,
+    feedback="solve() must minimise loss_fn, the absolute value |a*x**2 + b*x + c|: its "
+    "minimum is at a root. Minimising the signed quadratic a*x**2 + b*x + c finds the "
+    "vertex instead, which is a root only for a perfect square such as the book's.",
+)
+def test_solve_minimises_the_absolute_value(student):
+    """solve() finds the root x = 2 of x² − 4 from 3, not the vertex x = 0."""
+    what = "solve((1.0, 0.0, -4.0), learning_rate=0.01, iterations=1000, start=3.0)"
+    x = expect.scalar(
+        student.solve((1.0, 0.0, -4.0), learning_rate=0.01, iterations=1000, start=3.0), what
+    )
+    if abs(x) < 0.1:
+        dlgrade.fail(
+            f"{what} returned {x:.4g}: the vertex of x² − 4, where the signed quadratic is "
+            "smallest; |x² − 4| is smallest at the root 2"
+        )
+    expect.close(x, 2.0, 0.02, what)
 
 
 @dlgrade.check(

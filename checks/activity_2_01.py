@@ -13,6 +13,14 @@ synthetic twin the reference scores 1.000 on every measure below (seeds 0–4).
   model classifies 0.938–1.000 of the training rows (0.779 once in a worker run, where
   Adam's last step overshot; untrained: 0.42–0.54; after 3 epochs 0.71–0.81) → floor
   0.70, which a forged history on an untrained model does not reach.
+
+Each check tests one function with the grader's own inputs: the training check trains the
+book's model built by the grader (``BOOK_MODEL``) on the rows the grader read, so a mistake
+in ``load_data`` or ``build_model`` costs its own check's points only.
+
+Weights: reading the file it is given is as much ``load_data``'s job as parsing it (a
+``load_data`` that reads a fixed path works on the student's laptop only), so both are 2;
+an ignored ``input_dim`` is an ignored argument, 2 like the others.
 """
 
 import numpy as np
@@ -24,13 +32,20 @@ from dlgrade import data, expect, models, synth
 
 ACTIVITY = "2.01"
 PRELOAD = ("keras",)
+DATASETS = ("sonar",)
 
-BOOK_UNITS = [300, 200, 100, 1]
-BOOK_ACTIVATIONS = ["relu", "relu", "relu", "sigmoid"]
+BOOK_MODEL = [
+    models.Layer("Dense", units=300, activation="relu"),
+    models.Layer("Dense", units=200, activation="relu"),
+    models.Layer("Dense", units=100, activation="relu"),
+    models.Layer("Dense", units=1, activation="sigmoid"),
+]
+BOOK_COMPILE = models.Compiled(
+    optimizer="adam", learning_rate=0.001, loss="binary_crossentropy", accuracy=True
+)
 BOOK_PARAMS = 98_701
 TRAIN_ACCURACY = 0.95
 TRAINED_WEIGHTS_FLOOR = 0.70
-ACCURACY_METRICS = {"accuracy", "acc", "binary_accuracy"}
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +63,29 @@ def _expected(csv):
     return frame.drop(columns=["Class"]).to_numpy(dtype=np.float64), frame["Class"].to_numpy()
 
 
+def _labels(classes) -> np.ndarray:
+    """The grader's own 0/1 labels, a column (LabelEncoder's order: sorted class names)."""
+    return (classes == np.unique(classes)[1]).astype(np.int64).reshape(-1, 1)
+
+
 def _load(submission, student, csv):
     result = student.load_data(str(submission.share(csv)))
     X, y = expect.sequence(result, 2, "load_data(path)")
     rows = len(pd.read_csv(csv))
-    X = expect.array(X, "load_data(path)[0] (X)", shape=(rows, 60), kinds="f")
-    y = expect.array(y, "load_data(path)[1] (y)", shape=(rows, 1), kinds="iub")
+    X = expect.array(X, "load_data(path)[0] (X)", shape=(rows, 60), kinds="fiu")
+    y = expect.array(y, "load_data(path)[1] (y)", shape=(rows, 1), kinds="iubf")
+    if y.dtype.kind == "f" and not np.all(np.isin(y, (0.0, 1.0))):
+        values = sorted(set(np.unique(y).tolist()))[:6]
+        dlgrade.fail(f"y holds the values {values}; expected 0 and 1")
     return X, y
 
 
 @dlgrade.check(
     points=2,
-    feedback="load_data(path) must read the CSV it is given and return X as floats of shape "
-    "(n, 60) and y as ints of shape (n, 1) in {0, 1}, encoded from the Class column "
-    "(LabelEncoder, then reshape(-1, 1)).",
+    feedback="load_data(path) must read the CSV it is given and return X, the 60 feature "
+    "columns in order (an array or the DataFrame df.iloc[:, :-1]), shape (n, 60), and y as "
+    "0/1 labels of shape (n, 1) encoded from the Class column (LabelEncoder, then "
+    "reshape(-1, 1)).",
 )
 def test_load_data_shapes_and_labels(submission, student, sonar_csv):
     """load_data returns X (208, 60) floats and y (208, 1) labels matching Class."""
@@ -81,13 +105,16 @@ def test_load_data_shapes_and_labels(submission, student, sonar_csv):
 
 
 @dlgrade.check(
-    points=1,
-    feedback="load_data(path) must read the file at `path`, not a fixed location.",
+    points=2,
+    feedback="load_data(path) must read the file at `path`, not a fixed location: the grader "
+    "passes its own copy, and another machine has no file where yours is.",
 )
 def test_load_data_reads_the_given_path(submission, student, scratch):
     """load_data reads the file it is given (a 50-row CSV gives 50 rows)."""
     csv = synth.sonar(scratch / "other_sonar.csv", rows=50, seed=3)
-    _load(submission, student, csv)
+    X, _ = _load(submission, student, csv)
+    if not np.allclose(X, _expected(csv)[0], atol=1e-5):
+        dlgrade.fail("load_data(path) on a 50-row CSV returned other rows than the file's")
 
 
 @dlgrade.check(
@@ -97,52 +124,33 @@ def test_load_data_reads_the_given_path(submission, student, scratch):
 )
 def test_model_architecture(submission, student):
     """The model is Dense 300/200/100 relu + Dense 1 sigmoid with 98,701 parameters."""
-    _, model, call = submission.build_model(student.build_model)
-    layers = [layer for layer in models.layers(model) if layer.class_name != "InputLayer"]
-    dense = [layer for layer in layers if layer.class_name == "Dense"]
-    got_units = [layer.units for layer in dense]
-    got_activations = [layer.activation for layer in dense]
-    total, _, _ = models.param_counts(model)
-    if got_units != BOOK_UNITS or got_activations != BOOK_ACTIVATIONS or total != BOOK_PARAMS:
-        dlgrade.fail(
-            f"{call} has {len(dense)} Dense layers {got_units} with activations "
-            f"{got_activations} and {total:,} parameters; the book's model has "
-            f"{BOOK_UNITS} with {BOOK_ACTIVATIONS} and {BOOK_PARAMS:,}"
-        )
-    extra = [layer.class_name for layer in layers if layer.class_name != "Dense"]
-    if extra:
-        dlgrade.fail(f"{call} has extra layers {extra}; the book's model has only Dense layers")
+    _, model, call = submission.build_model(student.build_model, unbuilt_shape=(None, 60))
+    models.expect_architecture(model, BOOK_MODEL, call, params=BOOK_PARAMS)
     if tuple(model.input_shape) != (None, 60):
         dlgrade.fail(f"{call} takes inputs of shape {model.input_shape}; expected (None, 60)")
 
 
 @dlgrade.check(
     points=2,
-    feedback="compile the model with optimizer='adam', loss='binary_crossentropy' and "
-    "metrics=['accuracy'].",
+    feedback="compile the model with optimizer='adam' (learning rate 0.001, Adam's default), "
+    "loss='binary_crossentropy' and metrics=['accuracy'].",
 )
 def test_model_compile_settings(submission, student):
-    """The model is compiled with adam, binary cross-entropy and accuracy."""
-    _, model, call = submission.build_model(student.build_model)
-    settings = models.compile_settings(model)
-    if settings.optimizer != "adam":
-        dlgrade.fail(f"{call} is compiled with optimizer {settings.optimizer!r}; expected adam")
-    if settings.loss != "binary_crossentropy":
-        dlgrade.fail(
-            f"{call} is compiled with loss {settings.loss!r}; expected binary_crossentropy"
-        )
-    if not ACCURACY_METRICS & set(settings.metrics):
-        dlgrade.fail(f"{call} tracks metrics {list(settings.metrics)}; expected accuracy")
+    """The model is compiled with adam (0.001), binary cross-entropy and accuracy."""
+    _, model, call = submission.build_model(student.build_model, unbuilt_shape=(None, 60))
+    models.expect_compiled(model, BOOK_COMPILE, call)
 
 
 @dlgrade.check(
-    points=1,
+    points=2,
     feedback="build_model(input_dim=n) must size the input layer from `input_dim` "
-    "(keras.Input(shape=(input_dim,))).",
+    "(keras.Input(shape=(input_dim,)), or input_dim=input_dim on the first Dense).",
 )
 def test_model_input_dim_is_honoured(submission, student):
     """build_model(input_dim=30) takes 30 inputs (89,701 parameters)."""
-    _, model, call = submission.build_model(student.build_model, input_dim=30)
+    _, model, call = submission.build_model(
+        student.build_model, unbuilt_shape=(None, 30), input_dim=30
+    )
     total, _, _ = models.param_counts(model)
     if tuple(model.input_shape) != (None, 30) or total != 89_701:
         dlgrade.fail(
@@ -154,17 +162,19 @@ def test_model_input_dim_is_honoured(submission, student):
 @dlgrade.check(
     points=4,
     tier="standard",
-    feedback="train(model, X, y, epochs=30) must fit the model for `epochs` epochs and return "
-    "history.history; the book's model reaches training accuracy 1.0 in 30 epochs.",
+    feedback="train(model, X, y, epochs=30) must fit the model it is given on X, y for "
+    "`epochs` epochs and return history.history; the book's model reaches training accuracy "
+    "1.0 in 30 epochs.",
 )
 def test_training_reaches_book_accuracy(submission, student, sonar_csv):
-    """30 epochs of train() reach training accuracy ≥ 0.95, backed by the trained weights."""
-    X, y = _load(submission, student, sonar_csv)
-    handle, _, _ = submission.build_model(student.build_model)
+    """train() fits the grader's book model for 30 epochs: accuracy ≥ 0.95, backed by weights."""
+    X, classes = _expected(sonar_csv)
+    y = _labels(classes)
+    handle = submission.grader_model(BOOK_MODEL, (60,), BOOK_COMPILE)
     history = expect.mapping(
         student.train(handle, X, y, epochs=30), "train(model, X, y, epochs=30)"
     )
-    curve = [k for k in history if k in ACCURACY_METRICS]
+    curve = [k for k in history if k in models.ACCURACY]
     if not curve:
         dlgrade.fail(f"train() returned a history with keys {sorted(history)}; expected 'accuracy'")
     values = history[curve[0]]
@@ -184,7 +194,7 @@ def test_training_reaches_book_accuracy(submission, student, sonar_csv):
     accuracy = float(np.mean((trained.predict(X, verbose=0) > 0.5).astype(int) == y))
     if accuracy < TRAINED_WEIGHTS_FLOOR:
         dlgrade.fail(
-            f"train() reports accuracy {best:.3f}, but the model it trained classifies only "
-            f"{accuracy:.3f} of the training rows correctly; train the model you are given "
-            "and return its real history"
+            f"train() reports accuracy {best:.3f}, but the model it was given classifies only "
+            f"{accuracy:.3f} of the training rows correctly afterwards; train the model you "
+            "are given and return its real history"
         )

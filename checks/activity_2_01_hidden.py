@@ -18,9 +18,11 @@ from activity_2_01 import _expected
 from activity_2_01 import sonar_csv as sonar_csv
 
 import dlgrade
+from dlgrade import models
 
 ACTIVITY = "2.01"
 PRELOAD = ("keras",)
+DATASETS = ("sonar",)
 
 HIDDEN_SPLIT_SEED = 7_2011
 HIDDEN_ACCURACY = 0.70
@@ -35,8 +37,9 @@ HIDDEN_ACCURACY = 0.70
 )
 def test_architecture_generalises_on_a_hidden_split(submission, student, sonar_csv):
     """The submitted architecture, trained by the grader, beats 0.70 on unseen rows."""
-    handle, model, _ = submission.build_model(student.build_model)
-    accuracy = hidden_split_accuracy(model, sonar_csv)
+    _, model, call = submission.build_model(student.build_model, unbuilt_shape=(None, 60))
+    with models.student_model(call):
+        accuracy = hidden_split_accuracy(model, sonar_csv)
     if accuracy < HIDDEN_ACCURACY:
         dlgrade.fail(
             f"trained by the grader on a split you have not seen, your architecture scores "

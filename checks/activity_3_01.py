@@ -1,69 +1,64 @@
 """Rubric for Activity 3.01 — the Fashion-MNIST CNN with augmentation (485,514 parameters).
 
 Data: whatever Fashion-MNIST the worker's Keras reads — the real IDX files when the data
-layer has them (60,000 / 10,000 images), otherwise the synthetic twin
-(``dlgrade.synth.fashion_mnist``, 2,000 / 500 images, same format); the rubric reads the same
-files on the trusted side to know the right answer.
+layer has them, otherwise the synthetic twin (``dlgrade.twins``, 60,000 / 10,000 images in
+the same format, so the book's ``reshape(60000, 28, 28, 1)`` runs on it). The rubric reads
+the same files itself, from the data layer (never from the worker's folders), to know the
+right answer.
 
-Calibration (reference on the twin, ``make_datasets(batch_size=32)``, ``train(epochs=2)``,
-accuracy of the returned weights on the rescaled test images): untrained 0.07–0.17;
-trained 0.746–0.832 over seeds 0–5 → threshold 0.50, and the loss must fall. Full tier:
-the book's 5 epochs on the real data reach validation accuracy ≥ 0.80 (book 0.8334);
-~120 s per epoch with augmentation on 2 cores.
+Each check tests one function with the grader's inputs: the training check gives the
+student's ``train()`` the grader's own datasets and the book's model built by the grader, so
+a mistake in ``make_datasets`` or ``build_model`` costs its own check's points only.
+
+Comparisons: ``ImageDataGenerator(rescale=1./255)`` and ``Rescaling(1./255)`` multiply by
+float32(1/255), one ulp away from ``x / 255.0`` on about half of the 256 pixel values, so
+images are compared within 1e-6, not bit for bit. Validation images may come shuffled (the
+book's ``flow`` shuffles): each is matched to the test image it is.
+
+Calibration (reference model, the grader's un-augmented batches of 32 on the twin's first
+2,000 training images, ``train(epochs=2)``, accuracy on 500 test images): untrained
+0.07–0.17; trained ≥ 0.75 (with augmentation, as calibrated first: 0.746–0.832 over seeds
+0–5) → threshold 0.50, and the loss must fall. Full tier: the book's 5 epochs on the real
+data reach validation accuracy ≥ 0.80 (book 0.8334); ~120 s per epoch with augmentation on
+2 cores.
 """
-
-import gzip
 
 import numpy as np
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models
+from dlgrade import data, expect, models, twins
 
 ACTIVITY = "3.01"
 PRELOAD = ("keras",)
 DATASETS = ("fashion_mnist",)
 
-BOOK_PARAMS = 485_514
-BOOK_LAYERS = [
-    ("Conv2D", 64, "relu", (3, 3)),
-    ("MaxPooling2D", None, None, None),
-    ("Conv2D", 128, "relu", (3, 3)),
-    ("MaxPooling2D", None, None, None),
-    ("Flatten", None, None, None),
-    ("Dense", 128, "relu", None),
-    ("Dense", 10, "softmax", None),
+BOOK_MODEL = [
+    models.Layer("Conv2D", filters=64, kernel_size=3, activation="relu"),
+    models.Layer("MaxPooling2D", pool_size=2),
+    models.Layer("Conv2D", filters=128, kernel_size=3, activation="relu"),
+    models.Layer("MaxPooling2D", pool_size=2),
+    models.Layer("Flatten"),
+    models.Layer("Dense", units=128, activation="relu"),
+    models.Layer("Dense", units=10, activation="softmax"),
 ]
+BOOK_COMPILE = models.Compiled(
+    optimizer="adam", learning_rate=0.001, loss="sparse_categorical_crossentropy", accuracy=True
+)
+BOOK_PARAMS = 485_514
 STANDARD_ACCURACY = 0.50
 FULL_ACCURACY = 0.80
-
-
-def read_idx(path) -> np.ndarray:
-    """An IDX file (gzip): magic 2049 (labels) or 2051 (images), big-endian sizes, uint8."""
-    raw = gzip.decompress(path.read_bytes())
-    dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+#: float32(x) * float32(1/255) and x / 255.0 differ by at most one ulp of 1.0 (6e-8)
+PIXEL_TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope="module")
-def fashion(submission):
-    folder = submission.keras_home / "datasets" / "fashion-mnist"
-    if (folder / data.SYNTHETIC_MARK).exists():
-        print("Fashion-MNIST is not here: grading on its synthetic twin (same format)")
-    parts = {
-        name: read_idx(folder / f"{name}.gz")
-        for name in (
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        )
-    }
-    return (
-        (parts["train-images-idx3-ubyte"][..., None], parts["train-labels-idx1-ubyte"]),
-        (parts["t10k-images-idx3-ubyte"][..., None], parts["t10k-labels-idx1-ubyte"]),
-    )
+def fashion():
+    """((x_train, y_train), (x_test, y_test)) as Keras loads them, channel axis added."""
+    (x_train, y_train), (x_test, y_test), synthetic = twins.fashion_mnist_arrays()
+    if synthetic:
+        print("Fashion-MNIST is not here: grading on its synthetic twin (same format and size)")
+    return (x_train[..., None], y_train), (x_test[..., None], y_test)
 
 
 @dlgrade.check(
@@ -72,7 +67,7 @@ def fashion(submission):
     "channel axis: images (n, 28, 28, 1) for train and test, labels unchanged.",
 )
 def test_load_data_adds_the_channel_axis(student, fashion):
-    """load_data gives (n, 28, 28, 1) images and their labels (60,000 / 10,000 for real)."""
+    """load_data gives (60000, 28, 28, 1) / (10000, 28, 28, 1) images and their labels."""
     (x_train, y_train), (x_test, y_test) = fashion
     result = expect.sequence(student.load_data(), 2, "load_data()")
     train = expect.sequence(result[0], 2, "load_data()[0]")
@@ -104,7 +99,7 @@ def _batches(submission, student, fashion, batch_size, n=2):
         for item in items:
             images, labels = expect.sequence(item, 2, f"a {what} batch")
             images = expect.array(images, f"{what} images", shape=(None, 28, 28, 1), kinds="f")
-            labels = expect.array(labels, f"{what} labels", kinds="iu").reshape(-1)
+            labels = expect.array(labels, f"{what} labels", kinds="iuf").reshape(-1)
             batches.append((images, labels))
         out.append(batches)
     return out
@@ -113,7 +108,7 @@ def _batches(submission, student, fashion, batch_size, n=2):
 @dlgrade.check(
     points=2,
     feedback="make_datasets must yield (images, labels) batches of `batch_size`, images "
-    "rescaled to [0, 1] (divide by 255), labels unchanged.",
+    "rescaled to [0, 1] (divide by 255, or rescale=1./255), labels unchanged.",
 )
 def test_batches_are_rescaled_and_sized(submission, student, fashion):
     """Batches hold batch_size images in [0, 1] with integer labels."""
@@ -131,6 +126,19 @@ def test_batches_are_rescaled_and_sized(submission, student, fashion):
                 dlgrade.fail(f"{what} labels {sorted(set(labels.tolist()))} are not classes 0–9")
 
 
+def _match(image, originals, scales=(1 / 255, 1.0)):
+    """Index of the original that ``image`` is, rescaled (by 1/255, or not: the batches
+    check grades the rescale), within PIXEL_TOLERANCE; None if it is none of them."""
+    flat = originals.reshape(len(originals), -1).astype(np.float64)
+    pixels = image.reshape(-1).astype(np.float64)
+    for scale in scales:
+        distance = np.abs(flat * scale - pixels).max(axis=1)
+        best = int(np.argmin(distance))
+        if distance[best] <= PIXEL_TOLERANCE * max(1.0, 255 * scale):
+            return best
+    return None
+
+
 @dlgrade.check(
     points=3,
     feedback="augment the training images only (rotation, shifts, shear, zoom, flip); "
@@ -138,25 +146,30 @@ def test_batches_are_rescaled_and_sized(submission, student, fashion):
     "validation generator wrongly augments them).",
 )
 def test_train_is_augmented_and_validation_is_not(submission, student, fashion):
-    """Validation batches are exactly image/255 with its label; training batches are augmented."""
+    """Validation batches are test images/255 (in any order) with their labels; training
+    batches are augmented."""
     (x_train, _), (x_test, y_test) = fashion
     train, val = _batches(submission, student, fashion, batch_size=16, n=3)
-    originals = {
-        (x_test[i] / 255.0).astype(np.float32).tobytes(): int(y_test[i]) for i in range(128)
-    }
     for images, labels in val:
         for image, label in zip(images, labels, strict=True):
-            key = image.astype(np.float32).tobytes()
-            if key not in originals:
+            index = _match(image, x_test[:128])
+            if index is None:
                 dlgrade.fail(
-                    "a validation image is not a test image divided by 255: is it augmented?"
+                    "a validation image is not a test image divided by 255: is it augmented?",
+                    fix="build the validation batches from a generator or pipeline that only "
+                    "rescales (ImageDataGenerator(rescale=1./255), or Rescaling) — not from "
+                    "the augmenting one",
                 )
-            if originals[key] != int(label):
+            if int(y_test[index]) != int(label):
                 dlgrade.fail("a validation image came with another image's label")
-    plain = {(x_train[i] / 255.0).astype(np.float32).tobytes() for i in range(256)}
-    untouched = sum(image.astype(np.float32).tobytes() in plain for b in train for image in b[0])
-    if untouched == sum(len(b[0]) for b in train):
-        dlgrade.fail("every training image is an original image/255: no augmentation is applied")
+    originals = x_train[:256]
+    untouched = sum(_match(image, originals) is not None for batch in train for image in batch[0])
+    if untouched == sum(len(batch[0]) for batch in train):
+        dlgrade.fail(
+            "every training image is an original image/255: no augmentation is applied",
+            fix="augment the training batches with the book's settings (rotation 40, shifts "
+            "0.1, shear 0.2, zoom 0.2, horizontal flip, fill 'nearest')",
+        )
 
 
 @dlgrade.check(
@@ -166,18 +179,8 @@ def test_train_is_augmented_and_validation_is_not(submission, student, fashion):
 )
 def test_model_architecture(submission, student):
     """The CNN has the book's layers, kernels and activations: 485,514 parameters."""
-    _, model, _ = submission.build_model(student.build_model)
-    got = [
-        (layer.class_name, layer.units, layer.activation, layer.kernel_size)
-        for layer in models.layers(model)
-        if layer.class_name != "InputLayer"
-    ]
-    total, _, _ = models.param_counts(model)
-    if got != BOOK_LAYERS or total != BOOK_PARAMS:
-        dlgrade.fail(
-            f"build_model() is {got} with {total:,} parameters; the book's is {BOOK_LAYERS} "
-            f"with {BOOK_PARAMS:,}"
-        )
+    _, model, call = submission.build_model(student.build_model, unbuilt_shape=(None, 28, 28, 1))
+    models.expect_architecture(model, BOOK_MODEL, call, params=BOOK_PARAMS)
 
 
 @dlgrade.check(
@@ -187,20 +190,8 @@ def test_model_architecture(submission, student):
 )
 def test_model_compile_settings(submission, student):
     """The model is compiled with Adam(0.001), sparse categorical cross-entropy, accuracy."""
-    _, model, _ = submission.build_model(student.build_model)
-    settings = models.compile_settings(model)
-    ok = (
-        settings.optimizer == "adam"
-        and settings.learning_rate is not None
-        and abs(settings.learning_rate - 0.001) < 1e-7
-        and settings.loss == "sparse_categorical_crossentropy"
-        and {"accuracy", "acc", "sparse_categorical_accuracy"} & set(settings.metrics)
-    )
-    if not ok:
-        dlgrade.fail(
-            f"build_model() is compiled with {settings}; expected Adam(0.001), "
-            "sparse_categorical_crossentropy and accuracy"
-        )
+    _, model, call = submission.build_model(student.build_model, unbuilt_shape=(None, 28, 28, 1))
+    models.expect_compiled(model, BOOK_COMPILE, call)
 
 
 def _evaluate(model, x, y) -> tuple[float, float]:
@@ -212,21 +203,16 @@ def _evaluate(model, x, y) -> tuple[float, float]:
     points=4,
     tier="standard",
     timeout=900,
-    feedback="train(model, train, val, epochs=...) must fit the model you are given on the "
+    feedback="train(model, train, val, epochs=...) must fit the model it is given on the "
     "training dataset (validation_data=val) and return history.history.",
 )
 def test_short_training_learns(submission, student, fashion):
-    """Two epochs on the data lower the loss and reach test accuracy ≥ 0.50 (chance 0.10)."""
+    """train() fits the grader's model on the grader's batches: 2 epochs reach ≥ 0.50."""
     (x_train, y_train), (x_test, y_test) = fashion
-    train, val = expect.sequence(
-        student.make_datasets(
-            x_train[:2000], y_train[:2000], x_test[:500], y_test[:500], batch_size=32
-        ),
-        2,
-        "make_datasets(...)",
-    )
-    handle, untrained, _ = submission.build_model(student.build_model)
-    before, _ = _evaluate(untrained, x_test[:500], y_test[:500])
+    train = submission.feed("image_batches", x_train[:2000], y_train[:2000], batch_size=32)
+    val = submission.feed("image_batches", x_test[:500], y_test[:500], batch_size=32)
+    handle = submission.grader_model(BOOK_MODEL, (28, 28, 1), BOOK_COMPILE)
+    before, _ = _evaluate(submission.load_model(handle), x_test[:500], y_test[:500])
     expect.mapping(
         student.train(handle, train, val, epochs=2), "train(model, train, val, epochs=2)"
     )
@@ -247,14 +233,15 @@ def test_short_training_learns(submission, student, fashion):
 )
 def test_book_training_reaches_validation_accuracy(submission, student, fashion):
     """The book's 5 epochs on the real data reach validation accuracy ≥ 0.80."""
-    if (submission.keras_home / "datasets" / "fashion-mnist" / data.SYNTHETIC_MARK).exists():
+    if twins.fashion_mnist_files()[1]:
         raise data.missing(data.dataset("fashion_mnist"), "the full tier needs the real data")
     (x_train, y_train), (x_test, y_test) = fashion
     train, val = expect.sequence(
         student.make_datasets(x_train, y_train, x_test, y_test), 2, "make_datasets(...)"
     )
-    handle, _, _ = submission.build_model(student.build_model)
+    handle, _, call = submission.build_model(student.build_model, unbuilt_shape=(None, 28, 28, 1))
     expect.mapping(student.train(handle, train, val, epochs=5), "train(...)")
-    _, accuracy = _evaluate(submission.load_model(handle), x_test, y_test)
+    with models.student_model(call):
+        _, accuracy = _evaluate(submission.load_model(handle), x_test, y_test)
     if accuracy < FULL_ACCURACY:
         dlgrade.fail(f"validation accuracy {accuracy:.4f}; expected ≥ {FULL_ACCURACY}")

@@ -49,8 +49,20 @@ def array(
     shape: tuple[int | None, ...] | None = None,
     kinds: str = "fiub",
 ) -> np.ndarray:
-    """``value`` as an ndarray of the given shape (None = any size) and dtype kinds."""
+    """``value`` as an ndarray of the given shape (None = any size) and dtype kinds.
+
+    Array-likes count where the activity's intent is met: a (nested) list or tuple of
+    numbers is converted here; pandas objects and tensors already crossed as arrays (the
+    worker sends them as ``.npy``).
+    """
     __tracebackhide__ = True
+    if isinstance(value, list | tuple) and not any(isinstance(v, Handle) for v in _flat(value)):
+        try:
+            converted = np.array(value)
+        except ValueError:  # ragged: rows of different lengths
+            converted = None
+        if converted is not None and converted.dtype.kind in "fiub":
+            value = converted
     if not isinstance(value, np.ndarray):
         fail(f"{what} is {describe(value)}; expected a numpy array")
     if value.dtype.kind not in kinds:
@@ -93,6 +105,15 @@ def close(got: float, want: float, tolerance: float, what: str) -> None:
     __tracebackhide__ = True
     if not abs(got - want) <= tolerance:
         fail(f"{what} returned {got:.6g}; expected {want:.6g} (± {tolerance:g})")
+
+
+def _flat(value: Any, depth: int = 0):
+    """The leaves of nested lists and tuples (a handle among them means: not data)."""
+    if isinstance(value, list | tuple) and depth < 8:
+        for item in value:
+            yield from _flat(item, depth + 1)
+    else:
+        yield value
 
 
 def _kinds(kinds: str) -> str:

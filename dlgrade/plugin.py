@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dlgrade import gradebook, models, sandbox
+from dlgrade import gradebook, migration, models, sandbox
 from dlgrade.errors import DataError, RubricError, RunnerError, SandboxError, SubmissionError
 from dlgrade.reports import console, json_report
 from dlgrade.roster import Roster, RosterError, Student
@@ -194,6 +194,21 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     ]
 
 
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    """The data line, once collection has said which datasets the rubrics read."""
+    state = config.stash[STATE]
+    if not state.active or state.live or CLASS in config.stash:
+        return None  # `dlgrade check` prints it with its own header (`_start`)
+    return [_data_line(state)]
+
+
+def _data_line(state: GradingState) -> str:
+    """Which datasets the rubrics read (their ``DATASETS``) are real, synthetic or missing."""
+    from dlgrade import data
+
+    return data.describe_sources(sorted(state.datasets), tier=state.tier)
+
+
 # -- collection --------------------------------------------------------------------------
 
 
@@ -328,6 +343,7 @@ def _start(state: GradingState, config: pytest.Config) -> None:
             console.header(state.submission_path, state.tier, state.seed)
         )
         config.get_terminal_writer().line(sandbox.describe(state.limits))
+        config.get_terminal_writer().line(_data_line(state))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -490,9 +506,12 @@ def classify(excinfo, spec: CheckSpec) -> tuple[str, str, str]:
     if excinfo is None:
         return "pass", "", ""
     exc = excinfo.value
-    fix = f"\nWhat to fix: {spec.feedback}"
+    fix = f"\nWhat to fix: {getattr(exc, 'fix', None) or spec.feedback}"
     if isinstance(exc, SubmissionError):
         text = str(exc)
+        hint = migration.hint(f"{text}\n{exc.student_traceback}")
+        if hint:
+            text += "\n" + hint
         if exc.student_traceback:
             text += "\n" + exc.student_traceback.rstrip()
         if exc.outcome == "not_implemented":

@@ -296,6 +296,39 @@ def read_npy(fh, name: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
         raise ProtocolError(f"array file {name} is truncated or corrupt: {exc}") from None
 
 
+def read_word2vec_text(path: Path, max_words: int = 2_000_000) -> dict[str, np.ndarray]:
+    """Parse word vectors the worker exported in word2vec *text* format.
+
+    A header ``count dim``, then ``word v1 … vdim`` per line: data only. Anything else —
+    not UTF-8, a bad header, a line of the wrong width, a value that is not a number, a count
+    that does not match — raises :class:`ProtocolError` naming the line.
+    """
+    vectors: dict[str, np.ndarray] = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline().split()
+            if len(header) != 2 or not all(h.isdigit() for h in header):
+                raise ProtocolError(f"the first line is {' '.join(header)!r:.60}, not 'count dim'")
+            count, dim = int(header[0]), int(header[1])
+            if count > max_words or not 0 < dim <= 10_000:
+                raise ProtocolError(f"the header declares {count:,} words of {dim} dimensions")
+            for number, line in enumerate(fh, start=2):
+                word, *values = line.rstrip("\n").rstrip(" ").split(" ")
+                if len(values) != dim:
+                    raise ProtocolError(f"line {number} holds {len(values)} values, not {dim}")
+                try:
+                    vectors[word] = np.array(values, dtype=np.float64)
+                except ValueError:
+                    raise ProtocolError(f"line {number} holds a value that is not a number")
+                if len(vectors) > count:
+                    break
+    except UnicodeDecodeError:
+        raise ProtocolError("the file is not UTF-8 text") from None
+    if len(vectors) != count:
+        raise ProtocolError(f"the header declares {count:,} words, the file holds {len(vectors):,}")
+    return vectors
+
+
 def _decode_scalar(value: dict) -> np.generic:
     try:
         dtype = np.dtype(str(value["dtype"]))

@@ -91,13 +91,25 @@ def check(
 
 
 class CheckFailed(AssertionError):
-    """Raised by :func:`fail`: the student's value is wrong, and this says how."""
+    """Raised by :func:`fail`: the student's value is wrong, and this says how.
+
+    ``fix`` replaces the check's general ``feedback`` as "What to fix" when the failed
+    condition has a fix of its own (a check that tests several conditions should not send
+    the student after the wrong one).
+    """
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(message)
+        self.fix = fix
 
 
-def fail(message: str) -> None:
-    """Fail the running check with ``message`` (what was expected, what was got)."""
+def fail(message: str, *, fix: str | None = None) -> None:
+    """Fail the running check with ``message`` (what was expected, what was got).
+
+    ``fix``: what to fix for this condition, when it is narrower than the check's feedback.
+    """
     __tracebackhide__ = True
-    raise CheckFailed(message)
+    raise CheckFailed(message, fix)
 
 
 @dataclass(frozen=True)

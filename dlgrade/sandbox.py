@@ -12,6 +12,7 @@ import functools
 import glob
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -94,6 +95,14 @@ PROCESS_LIMIT_MESSAGE = (
     "process limit of {count} processes and threads reached during {label}; the worker was "
     "stopped. Do not start processes or threads in a loop."
 )
+PROCESS_COUNT_MESSAGE = (
+    " Your code had {tasks:,} processes and threads running; processes it forks keep "
+    "counting until they exit, and TensorFlow then cannot start its own threads."
+)
+#: how often the trusted side counts the worker's processes and threads while a call runs
+TASKS_SAMPLE_SECONDS = 0.5
+#: a worker that died in native code with this share of the process limit in use hit it
+PROCESS_LIMIT_SHARE = 0.9
 DISK_LIMIT_MESSAGE = (
     "disk limit exceeded during {label}: the submission may write {file_gib} GiB per file "
     "and {disk_gib} GiB in all; the worker was stopped and its folder reset. Write less."
@@ -238,6 +247,13 @@ def describe(limits: Limits, mode: str | None = None) -> str:
     )
 
 
+#: a line of TensorFlow's native (C++) logging, not the student's output
+NATIVE_LOG_LINE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+    r"STDERR$|[IWEF]\d{4} [\d:.]+ +\d+ [\w./-]+\.(cc|h):\d+\] )"
+)
+
+
 class OutputCapture:
     """Drains the worker's merged stdout/stderr so it can never block, keeping a bounded part.
 
@@ -305,9 +321,18 @@ class OutputCapture:
             self.flooded = False
 
     def window_text(self) -> str:
+        """The check's output as the student should see it: what their code printed.
+
+        TensorFlow's own native log lines (absl's start-up notice, ``I0000 … port.cc:153]
+        oneDNN custom operations are on``…) are not the student's and are left out here;
+        the worker's log keeps everything.
+        """
         with self._lock:
             text = self._window.decode("utf-8", errors="replace")
             dropped = self._window_total - len(self._window)
+        text = "".join(
+            line for line in text.splitlines(keepends=True) if not NATIVE_LOG_LINE.match(line)
+        )
         if dropped > 0:
             text += f"\n[... {dropped:,} more bytes of output not shown]"
         return text
@@ -386,6 +411,12 @@ class _WorkerProcess:
         self.worker_pid: int | None = None if self.mode == "namespaces" else self.proc.pid
         self.cpu_seconds = 0.0  # the worker process's CPU time, last sampled
         self.peak_bytes = 0  # its peak address space, last sampled
+        # processes and threads of the worker's uid (what RLIMIT_NPROC counts), at most: a
+        # submission that fills the limit with children makes TensorFlow die in native code
+        # (SIGSEGV, SIGABRT) when it cannot start a thread, and only this count tells why
+        self.uid = session._uid.uid if session._uid is not None else None
+        self.peak_tasks = 0
+        self._tasks_sampled = 0.0
         self.exit_code: int | None = None  # how it ended, before any kill of ours
         self.student_code = False  # whether it has imported a module of the submission
 
@@ -413,6 +444,10 @@ class _WorkerProcess:
         for line in status.splitlines():
             if line.startswith("VmPeak:"):
                 self.peak_bytes = max(self.peak_bytes, int(line.split()[1]) * 1024)
+        now = time.monotonic()
+        if self.uid is not None and now - self._tasks_sampled >= TASKS_SAMPLE_SECONDS:
+            self._tasks_sampled = now
+            self.peak_tasks = max(self.peak_tasks, jail.count_tasks(self.uid))
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -705,18 +740,32 @@ class WorkerSession:
         label = f"{handle.type_name.rsplit('.', 1)[-1]}.{method}()"
         return self._request(request, timeout or self.limits.call_timeout, label)
 
-    def export_model(self, handle: Handle, *, timeout=None) -> Path:
-        """Have the worker save a model handle as ``.keras``; return the trusted copy's path."""
+    def export_model(self, handle: Handle, *, timeout=None, unbuilt_shape=None) -> Path:
+        """Have the worker save a model handle as ``.keras``; return the trusted copy's path.
+
+        ``unbuilt_shape`` (e.g. ``(None, 100)``): build a model Keras left unbuilt with this
+        input shape first; without it, an unbuilt model fails with the fix for the student.
+        """
         self.start()
         self._check_handle(handle)
-        name = self._request(
-            {"op": "export_model", "handle": handle.id},
-            timeout or self.limits.call_timeout,
-            "saving the model",
-        )
+        request = {"op": "export_model", "handle": handle.id}
+        if unbuilt_shape is not None:
+            request["unbuilt_shape"] = list(unbuilt_shape)
+        name = self._request(request, timeout or self.limits.call_timeout, "saving the model")
         if not isinstance(name, str):
             raise WorkerCrashed("the worker named a bad model file", reason="protocol")
         return self.take_file(name, f"model-{handle.generation}-{handle.id}.keras")
+
+    def feed(self, name: str, args=(), kwargs=None, *, timeout=None) -> Any:
+        """Build one of the grader's inputs in the worker (:mod:`dlgrade.feeds`)."""
+        self.start()
+        request = {
+            "op": "feed",
+            "name": name,
+            "args": self._encode(list(args)),
+            "kwargs": self._encode(dict(kwargs or {})),
+        }
+        return self._request(request, timeout or self.limits.call_timeout, f"the grader's {name}")
 
     def take(self, handle: Handle, n: int, *, timeout=None) -> list:
         """The first ``n`` items of the iterable behind ``handle``, as data."""
@@ -794,6 +843,11 @@ class WorkerSession:
                 seconds = (reply.get("value") or {}).get("__dict__", {}).get("seconds")
                 if isinstance(seconds, int | float):  # the worker's own word: statistics only
                     self.preload_seconds += float(seconds)
+                if not proc.pending:
+                    # What the preload printed (TensorFlow's start-up) is not the student's:
+                    # no student code has run in this worker before this point.
+                    proc.output.wait_for_mark(proc.sent)
+                    proc.output.start_window()
             send_message(proc.req_w, request)
             proc.sent += 1
             proc.student_code = proc.student_code or request.get("op") == "import"
@@ -826,8 +880,11 @@ class WorkerSession:
             )
         if kind in LIMIT_REASONS:
             # Out of memory, processes or disk: start the next check in a fresh worker.
+            tasks = jail.count_tasks(proc.uid) if proc.uid is not None else 0
             proc.kill()
-            raise self._over_limit(kind, label, str(error.get("traceback", ""))[:20000])
+            raise self._over_limit(
+                kind, label, str(error.get("traceback", ""))[:20000], tasks=tasks
+            )
         raise _failure(error, label)
 
     def _answer(self, proc: _WorkerProcess, timeout: float, label: str) -> dict:
@@ -879,7 +936,7 @@ class WorkerSession:
         proc.kill()
         limit = self._limit_that_killed(proc)
         if limit is not None:
-            raise self._over_limit(limit, label)
+            raise self._over_limit(limit, label, tasks=proc.peak_tasks)
         how = proc.describe_exit()
         raise WorkerCrashed(
             f"the worker process {how} during {label}. Something in your code ended the "
@@ -903,6 +960,8 @@ class WorkerSession:
             return "cpu_limit"
         if any(words in tail for words in _PROCESS_LIMIT_WORDS):
             return "process_limit"
+        if proc.peak_tasks >= PROCESS_LIMIT_SHARE * self.limits.max_processes:
+            return "process_limit"
         if signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS) and (
             proc.peak_bytes >= 0.9 * self.limits.memory_bytes
             or any(words in tail for words in _MEMORY_WORDS)
@@ -910,7 +969,9 @@ class WorkerSession:
             return "memory_limit"
         return None
 
-    def _over_limit(self, reason: str, label: str, student_traceback: str = "") -> WorkerCrashed:
+    def _over_limit(
+        self, reason: str, label: str, student_traceback: str = "", *, tasks: int = 0
+    ) -> WorkerCrashed:
         limits = self.limits
         if reason == "memory_limit":
             message = MEMORY_LIMIT_MESSAGE.format(gib=_gib(limits.memory_bytes), label=label)
@@ -919,6 +980,8 @@ class WorkerSession:
             return CallTimeout(message, reason=reason)
         elif reason == "process_limit":
             message = PROCESS_LIMIT_MESSAGE.format(count=limits.max_processes, label=label)
+            if tasks:
+                message += PROCESS_COUNT_MESSAGE.format(tasks=tasks)
         else:
             self._reset_folders = True
             message = DISK_LIMIT_MESSAGE.format(

@@ -75,31 +75,57 @@ class Submission:
         __tracebackhide__ = True
         return self.session.call_method(handle, method, args, kwargs, timeout=self.timeout)
 
-    def export_model(self, handle: Handle) -> Path:
+    def export_model(self, handle: Handle, *, unbuilt_shape=None) -> Path:
         """Save the model behind ``handle`` as ``.keras`` and return the trusted copy."""
         __tracebackhide__ = True
-        return self.session.export_model(handle, timeout=self.timeout)
+        return self.session.export_model(handle, timeout=self.timeout, unbuilt_shape=unbuilt_shape)
 
-    def build_model(self, function: RemoteFunction, **kwargs: Any) -> BuiltModel:
+    def build_model(
+        self, function: RemoteFunction, /, *, unbuilt_shape=None, **kwargs: Any
+    ) -> BuiltModel:
         """Call a model-building function of the submission and load what it built.
 
         ``submission.build_model(student.build_model, input_dim=30)`` returns the handle
         (to train it in the worker), the trusted copy (to inspect) and ``"build_model(
         input_dim=30)"`` for messages; anything but a model fails the check.
+        ``unbuilt_shape``: the activity's input shape, to build a model Keras 3 left unbuilt
+        (the book's Sequential without ``Input``); see :meth:`load_model`.
         """
         __tracebackhide__ = True
         from dlgrade import expect
 
         call = f"{function._name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
         handle = expect.handle(function(**kwargs), call)
-        return BuiltModel(handle, self.load_model(handle), call)
+        return BuiltModel(handle, self.load_model(handle, unbuilt_shape=unbuilt_shape), call)
 
-    def load_model(self, handle: Handle):
-        """Export the model behind ``handle`` and load it here with ``safe_mode=True``."""
+    def load_model(self, handle: Handle, *, unbuilt_shape=None):
+        """Export the model behind ``handle`` and load it here with ``safe_mode=True``.
+
+        A model Keras left unbuilt is built in the worker with ``unbuilt_shape`` first (the
+        grader's choice: the book's 6.01 model is correct and builds when it first sees
+        data); without a shape, the check fails telling the student to add ``keras.Input``.
+        """
         __tracebackhide__ = True
         from dlgrade import models
 
-        return models.load(self.export_model(handle))
+        return models.load(self.export_model(handle, unbuilt_shape=unbuilt_shape))
+
+    def feed(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """One of the grader's own inputs, built in the worker (see :mod:`dlgrade.feeds`):
+        ``submission.feed("image_batches", x, y, batch_size=32)`` returns a handle to pass
+        to the student's function under test."""
+        __tracebackhide__ = True
+        return self.session.feed(name, args, kwargs, timeout=self.timeout)
+
+    def grader_model(self, spec, input_shape, compiled=None) -> Handle:
+        """The book's model built by the grader in the worker from a rubric's layer spec
+        (:class:`dlgrade.models.Layer` list) and compile settings (:class:`~dlgrade.models.
+        Compiled`), to train with the student's ``train()`` alone."""
+        __tracebackhide__ = True
+        layers = [[layer.kind, layer.settings] for layer in spec]
+        return self.feed(
+            "sequential", layers, list(input_shape), compiled.as_feed() if compiled else None
+        )
 
     def take(self, handle: Handle, n: int) -> list:
         """The first ``n`` items of an iterable in the worker (batches of a tf.data.Dataset)."""
@@ -128,6 +154,26 @@ class Submission:
             handle, "save_word2vec_format", (inside,), {"binary": False}, timeout=self.timeout
         )
         return self.session.take_file(name, name, max_bytes=512 * 2**20)
+
+    def vectors(self, handle: Handle) -> dict:
+        """The word vectors behind ``handle`` (word → float64 array), parsed here as data.
+
+        A file that is not well-formed word2vec text is the submission's: the check fails
+        with reason ``bad_value`` and what was wrong, never as a grader error.
+        """
+        __tracebackhide__ = True
+        from dlgrade.errors import SubmissionError
+        from dlgrade.protocol import ProtocolError, read_word2vec_text
+
+        path = self.export_vectors(handle)
+        try:
+            return read_word2vec_text(path)
+        except ProtocolError as exc:
+            raise SubmissionError(
+                f"the word vectors your code produced could not be read back as word2vec "
+                f"text: {exc}",
+                reason="bad_value",
+            ) from None
 
     def share(self, source: Path) -> Path:
         """Copy a trusted file where the worker can read it; return the path it sees."""

@@ -175,6 +175,20 @@ def test_a_resource_bomb_is_stopped_at_its_limit_and_the_session_goes_on(
     assert_next_check_runs(graded)
 
 
+@needs_jail
+def test_children_that_fill_the_process_limit_are_named_when_tensorflow_then_dies(attack):
+    """Forked children keep the process limit full; TensorFlow then dies in native code
+    when it cannot start a thread. The feedback names the limit and the count, not the
+    signal."""
+    graded = attack("fork_fill_then_tensorflow", "--call-timeout", "120")
+    loss = graded.check("loss_fn_at_known_points")
+    assert (loss["outcome"], loss["reason"]) == ("crash", "process_limit"), loss["feedback"]
+    assert "process limit of 512" in loss["feedback"]
+    assert "processes and threads running" in loss["feedback"]
+    assert "SIGSEGV" not in loss["feedback"] and "SIGABRT" not in loss["feedback"]
+    assert_next_check_runs(graded)
+
+
 # -- processes that end, stop or outlive the worker --------------------------------------
 
 ENDINGS = [

@@ -7,7 +7,7 @@ sees the one mistake at a glance.
 """
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,8 @@ class Mutant:
     kills: tuple[str, ...]
     before: str
     after: str
+    #: check → why it fails too and cannot be kept from failing (``# knock-on: check — why``)
+    knock_ons: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, path: Path) -> "Mutant":
@@ -34,12 +36,18 @@ class Mutant:
         kills = next(
             line.split(":", 1)[1] for line in header.splitlines() if line.startswith("# kills:")
         )
+        knock_ons = {}
+        for line in header.splitlines():
+            if line.startswith("# knock-on:"):
+                check, _, why = line.split(":", 1)[1].partition("—")
+                knock_ons[check.strip()] = why.strip()
         return cls(
             name=path.stem,
             activity=path.stem.split("-", 1)[0],
             kills=tuple(k.strip() for k in kills.split(",")),
             before=before,
             after=after,
+            knock_ons=knock_ons,
         )
 
     def write(self, folder: Path) -> Path:
