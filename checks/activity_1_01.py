@@ -2,10 +2,21 @@
 
 Thresholds come from the reference (reference/activity_1_01.py), which is deterministic:
 book defaults → 4.9991989; Adam's first steps move x by almost exactly the learning rate,
-so 10 steps at 0.01 from 0 land on 0.0999 and 1,000 steps at 0.001 on 0.955; x² − 4 from
-3 with 1,000 steps at 0.01 lands on 1.9985 (the root; minimising the signed quadratic goes
-to its vertex, 0). Plain gradient descent, an ignored argument or a hard-coded answer lands
-far outside each band.
+so 10 steps at 0.01 from 0 land on 0.0999.
+
+Each argument of solve() has its own check, built so that a mistake with one argument does
+not show in another's (measured on the reference and every mutant, ``tests/mutants/1.01-*``):
+
+* learning rate: on (x − 1000)², 10 steps at 0.001 and 0.05 move x 0.01 and 0.5 (Adam),
+  19.8 and 651 (SGD), 9.99 and 473 (10,000 steps, iterations ignored): a ratio ≥ 10 passes
+  them all; an ignored rate gives 1.
+* start: one step at 1e-6 from 10 stays at 10 whatever the optimizer or the iterations
+  (9.99 when the rate is ignored); an ignored start gives 0.
+* the absolute value: x² − 3x + 1.25 from 0, 100 steps at 0.01: 0.5008 (the root; SGD
+  0.5145), the signed quadratic 0.8624 on its way to the vertex; graded against the
+  student's own loss_fn, so a loss_fn without abs() costs only its own check.
+Plain gradient descent, an ignored argument or a hard-coded answer lands far outside each
+band.
 """
 
 import dlgrade
@@ -13,6 +24,16 @@ from dlgrade import expect
 
 ACTIVITY = "1.01"
 PRELOAD = ("keras",)
+
+#: (x − 1000)²: 10,000 steps from 0 do not reach its minimum, so the learning rate shows
+#: in how far x moves even where iterations are ignored
+FAR_SQUARE = (1.0, -2000.0, 1e6)
+LEARNING_RATE_RATIO = 10.0
+#: (x − 0.5)(x − 2.5): from 0, |…| descends to the root 0.5; the signed quadratic passes it
+#: on its way to the vertex 1.5
+TWO_ROOTS = (1.0, -3.0, 1.25)
+#: |x² − 3x + 1.25| within this of 0 means |x − 0.5| ≲ 0.025 (Adam at 0.01 oscillates by 0.01)
+ROOT_SLACK = 0.05
 
 #: (x, coefficients) where loss_fn is checked against |a x² + b x + c|
 KNOWN_POINTS = [
@@ -66,21 +87,31 @@ def test_iterations_are_honoured(student):
 
 @dlgrade.check(
     points=2,
-    feedback="solve(learning_rate=r) must create Adam with that learning rate: at 0.001 "
-    "1,000 steps reach only x ≈ 0.96, at 0.05 they reach 5.",
+    feedback="solve(learning_rate=r) must give the optimizer that learning rate "
+    "(tf.keras.optimizers.Adam(learning_rate)): 50 times the rate moves x about 50 times as "
+    "far in its first steps.",
 )
 def test_learning_rate_is_honoured(student):
-    """solve(learning_rate=...) changes how far 1,000 steps get."""
-    slow = expect.scalar(
-        student.solve(learning_rate=0.001, iterations=1000),
-        "solve(learning_rate=0.001, iterations=1000)",
-    )
-    expect.close(slow, 0.955, 0.05, "solve(learning_rate=0.001, iterations=1000)")
-    fast = expect.scalar(
-        student.solve(learning_rate=0.05, iterations=1000),
-        "solve(learning_rate=0.05, iterations=1000)",
-    )
-    expect.close(fast, 5.0, 0.01, "solve(learning_rate=0.05, iterations=1000)")
+    """solve(learning_rate=0.05) moves x 50× as far in 10 steps as 0.001 does."""
+    slow_call = "solve((1, -2000, 1e6), learning_rate=0.001, iterations=10, start=0.0)"
+    fast_call = "solve((1, -2000, 1e6), learning_rate=0.05, iterations=10, start=0.0)"
+    slow = expect.scalar(student.solve(FAR_SQUARE, learning_rate=0.001, iterations=10), slow_call)
+    fast = expect.scalar(student.solve(FAR_SQUARE, learning_rate=0.05, iterations=10), fast_call)
+    if not (slow > 0 and fast >= LEARNING_RATE_RATIO * slow):
+        dlgrade.fail(
+            f"{slow_call} returned {slow:.4g} and {fast_call} returned {fast:.4g}: a learning "
+            f"rate 50 times larger should move x at least {LEARNING_RATE_RATIO:g} times as far "
+            "(Adam: 0.01 and 0.5)"
+        )
+
+
+def _their_loss(student, x, coefficients) -> float:
+    """The student's own loss_fn at x (solve minimises it), or the book's if it fails."""
+    a, b, c = coefficients
+    try:
+        return expect.scalar(student.loss_fn(x, coefficients), "loss_fn")
+    except (dlgrade.SubmissionError, dlgrade.CheckFailed):
+        return abs(a * x**2 + b * x + c)
 
 
 @dlgrade.check(
@@ -90,17 +121,16 @@ def test_learning_rate_is_honoured(student):
     "vertex instead, which is a root only for a perfect square such as the book's.",
 )
 def test_solve_minimises_the_absolute_value(student):
-    """solve() finds the root x = 2 of x² − 4 from 3, not the vertex x = 0."""
-    what = "solve((1.0, 0.0, -4.0), learning_rate=0.01, iterations=1000, start=3.0)"
-    x = expect.scalar(
-        student.solve((1.0, 0.0, -4.0), learning_rate=0.01, iterations=1000, start=3.0), what
-    )
-    if abs(x) < 0.1:
+    """solve() finds the root 0.5 of x² − 3x + 1.25 from 0, not the vertex 1.5."""
+    what = "solve((1.0, -3.0, 1.25), learning_rate=0.01, iterations=100, start=0.0)"
+    x = expect.scalar(student.solve(TWO_ROOTS, learning_rate=0.01, iterations=100, start=0.0), what)
+    # Graded against the student's own loss_fn (which has its own check): solve's job is to
+    # minimise it, so a loss_fn that forgot abs() does not cost this check's points too.
+    if _their_loss(student, x, TWO_ROOTS) > _their_loss(student, 0.5, TWO_ROOTS) + ROOT_SLACK:
         dlgrade.fail(
-            f"{what} returned {x:.4g}: the vertex of x² − 4, where the signed quadratic is "
-            "smallest; |x² − 4| is smallest at the root 2"
+            f"{what} returned {x:.4g}; |x² − 3x + 1.25| is smallest at its root 0.5 (the "
+            "signed quadratic at its vertex 1.5)"
         )
-    expect.close(x, 2.0, 0.02, what)
 
 
 @dlgrade.check(
@@ -108,6 +138,7 @@ def test_solve_minimises_the_absolute_value(student):
     feedback="solve(start=s) must start the tf.Variable at s, not at 0.",
 )
 def test_start_is_honoured(student):
-    """solve(start=10, iterations=10) starts at 10 (x ≈ 9.9)."""
-    x = expect.scalar(student.solve(start=10.0, iterations=10), "solve(start=10.0, iterations=10)")
-    expect.close(x, 9.9, 0.01, "solve(start=10.0, iterations=10)")
+    """solve(start=10, learning_rate=1e-6, iterations=1) stays at 10."""
+    what = "solve(start=10.0, learning_rate=1e-06, iterations=1)"
+    x = expect.scalar(student.solve(start=10.0, learning_rate=1e-6, iterations=1), what)
+    expect.close(x, 10.0, 0.05, what)

@@ -68,12 +68,13 @@ def _labels(classes) -> np.ndarray:
     return (classes == np.unique(classes)[1]).astype(np.int64).reshape(-1, 1)
 
 
-def _load(submission, student, csv):
+def _load(submission, student, csv, *, y_shape=True):
     result = student.load_data(str(submission.share(csv)))
     X, y = expect.sequence(result, 2, "load_data(path)")
     rows = len(pd.read_csv(csv))
     X = expect.array(X, "load_data(path)[0] (X)", shape=(rows, 60), kinds="fiu")
-    y = expect.array(y, "load_data(path)[1] (y)", shape=(rows, 1), kinds="iubf")
+    shape = (rows, 1) if y_shape else None
+    y = expect.array(y, "load_data(path)[1] (y)", shape=shape, kinds="iubf")
     if y.dtype.kind == "f" and not np.all(np.isin(y, (0.0, 1.0))):
         values = sorted(set(np.unique(y).tolist()))[:6]
         dlgrade.fail(f"y holds the values {values}; expected 0 and 1")
@@ -112,7 +113,7 @@ def test_load_data_shapes_and_labels(submission, student, sonar_csv):
 def test_load_data_reads_the_given_path(submission, student, scratch):
     """load_data reads the file it is given (a 50-row CSV gives 50 rows)."""
     csv = synth.sonar(scratch / "other_sonar.csv", rows=50, seed=3)
-    X, _ = _load(submission, student, csv)
+    X, _ = _load(submission, student, csv, y_shape=False)  # y's shape has its own check
     if not np.allclose(X, _expected(csv)[0], atol=1e-5):
         dlgrade.fail("load_data(path) on a 50-row CSV returned other rows than the file's")
 
@@ -147,15 +148,16 @@ def test_model_compile_settings(submission, student):
     "(keras.Input(shape=(input_dim,)), or input_dim=input_dim on the first Dense).",
 )
 def test_model_input_dim_is_honoured(submission, student):
-    """build_model(input_dim=30) takes 30 inputs (89,701 parameters)."""
+    """build_model(input_dim=30) takes 30 inputs."""
     _, model, call = submission.build_model(
         student.build_model, unbuilt_shape=(None, 30), input_dim=30
     )
-    total, _, _ = models.param_counts(model)
-    if tuple(model.input_shape) != (None, 30) or total != 89_701:
+    # only the input width: the layer sizes have their own check
+    kernel = next((w for w in model.weights if len(w.shape) == 2), None)
+    if tuple(model.input_shape) != (None, 30) or kernel is None or kernel.shape[0] != 30:
         dlgrade.fail(
-            f"{call} takes inputs of shape {model.input_shape} with {total:,} parameters; "
-            "expected (None, 30) and 89,701"
+            f"{call} takes inputs of shape {model.input_shape}; expected (None, 30), with a "
+            "first layer that reads all 30"
         )
 
 

@@ -33,7 +33,7 @@ from dlgrade import data, expect, models, synth
 
 ACTIVITY = "3.02"
 PRELOAD = ("keras",)
-DATASETS = ("fruits360",)
+DATASETS = ("fruits360", "vgg16_notop")  # the full tier builds VGG16 with ImageNet weights
 
 BASE_PARAMS = 14_714_688
 HEAD_PARAMS = 4_729_120

@@ -210,19 +210,24 @@ def run_data_list(args: argparse.Namespace) -> int:
     _data_env(args)
     print(f"mirror: {data.mirror_dir() or '(DLGRADE_DATA_DIR not set)'}")
     print(f"cache:  {data.cache_dir()}")
-    print(f"{'dataset':15} {'activities':15} {'size':>10}  {'where':7} verified")
+    print(f"{'dataset':15} {'activities':15} {'size':>10}  {'where':8} {'pinned by':24} verified")
     for name, entry in data.REGISTRY.items():
         where, root = data.status(name)
+        pinned = data.pinning(name)
         if root is None:
             verified = f"no — run `dlgrade data fetch {name}`"
         else:
             try:
                 hashed = data.verify(name, root)
-                verified = "yes (sha256)" if hashed else "present (no fixed checksum)"
+                verified = "yes" if hashed else "present (nothing to hash here)"
             except DataError as exc:
                 verified = f"NO: {str(exc).splitlines()[0][:60]}…"
         size = entry.download_size or sum(f.size or 0 for f in entry.files) or None
-        print(f"{name:15} {', '.join(entry.activities):15} {_size(size):>10}  {where:7} {verified}")
+        print(
+            f"{name:15} {', '.join(entry.activities):15} {_size(size):>10}  {where:8} "
+            f"{pinned:24} {verified}"
+        )
+        print(f"{'':15} source: {data.source(name)}")
     return EXIT_OK
 
 
@@ -264,7 +269,10 @@ def run_data_verify(args: argparse.Namespace) -> int:
             continue
         try:
             hashed = data.verify(name, root)
-            print(f"{name}: OK in the {where} ({len(hashed)} file(s) checked by sha256)")
+            print(
+                f"{name}: OK in the {where} (pinned by {data.pinning(name)}; "
+                f"{len(hashed)} file(s) hashed)"
+            )
         except DataError as exc:
             bad += 1
             print(f"{name}: {exc}", file=sys.stderr)

@@ -422,14 +422,16 @@ def compile_problems(model, want: Compiled) -> list[str]:
         settings.learning_rate is None
         or abs(settings.learning_rate - want.learning_rate) > 1e-6 * want.learning_rate
     ):
-        problems.append(f"learning rate {settings.learning_rate}, expected {want.learning_rate:g}")
+        got = "not set" if settings.learning_rate is None else f"{settings.learning_rate:.6g}"
+        problems.append(f"learning rate {got}, expected {want.learning_rate:g}")
     if want.optimizer_config:
         config = (model.get_compile_config() or {}).get("optimizer") or {}
         given = config.get("config", {}) if isinstance(config, dict) else {}
         for key, value in want.optimizer_config:
             got = given.get(key)
             if not isinstance(got, int | float) or abs(float(got) - value) > 1e-7:
-                problems.append(f"optimizer {key}={got}, expected {value:g}")
+                shown = f"{got:.6g}" if isinstance(got, int | float) else got
+                problems.append(f"optimizer {key}={shown}, expected {value:g}")
     if want.loss:
         loss = _LOSS_SYNONYMS.get(settings.loss or "", settings.loss)
         if loss != _LOSS_SYNONYMS.get(want.loss, want.loss):

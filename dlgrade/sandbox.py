@@ -878,9 +878,15 @@ class WorkerSession:
                 WORKER_BROKEN_MESSAGE.format(label=label, error=str(error.get("message"))[:500]),
                 reason="worker_broken",
             )
+        tasks = jail.count_tasks(proc.uid) if proc.uid is not None else 0
+        if kind in ("student_exception", "import_error") and (
+            tasks >= PROCESS_LIMIT_SHARE * self.limits.max_processes
+        ):
+            # Whatever the code raised (a library that could not start its threads says
+            # anything, even KeyboardInterrupt), it raised it with the process limit full.
+            kind = "process_limit"
         if kind in LIMIT_REASONS:
             # Out of memory, processes or disk: start the next check in a fresh worker.
-            tasks = jail.count_tasks(proc.uid) if proc.uid is not None else 0
             proc.kill()
             raise self._over_limit(
                 kind, label, str(error.get("traceback", ""))[:20000], tasks=tasks

@@ -68,7 +68,8 @@ def _as_array(value: Any) -> np.ndarray | None:
     The book returns ``df.iloc[:, :-1]`` as features and Keras trains on it: it is data, so
     it crosses as data (an ``.npy`` file) rather than as a handle the rubric cannot read.
     """
-    if not type(value).__module__.startswith("pandas."):
+    module = type(value).__module__
+    if module != "pandas" and not module.startswith("pandas."):
         return None
     to_numpy = getattr(value, "to_numpy", None)
     if not callable(to_numpy):

@@ -38,6 +38,16 @@ from tests.conftest import CHECKS, REFERENCE, running
 LIGHT_RUBRICS = Path(__file__).resolve().parent / "rubrics" / "light"
 
 ATTACKS = Path(__file__).resolve().parent / "attacks"
+#: attacks whose loss_fn, once its attack is done (or contained), returns the right value
+RIGHT_AFTER_ATTACK = {
+    "daemon",
+    "kill_parent",
+    "network",
+    "read_rubrics",
+    "read_sibling",
+    "sigstop_self",
+    "write_results",
+}
 JAILED = isolation_mode() == "namespaces"
 needs_jail = pytest.mark.skipif(
     not JAILED, reason="only the jail (root and namespaces) stops this; see docs/security.md"
@@ -107,7 +117,10 @@ def attack(grade, classroom):
         assert room.snapshot() == before, "something outside the worker's folder changed"
         assert "INTERNAL ERROR" not in graded.run.stdout.str()
         loss = graded.check("loss_fn_at_known_points")
-        assert loss["points"] == 0 or loss["outcome"] == "pass"
+        if name not in RIGHT_AFTER_ATTACK:
+            # a loss_fn that cheats (rigged objects, patched libraries, forged files) or
+            # never answers must not earn its points
+            assert loss["outcome"] != "pass", f"{name} earned loss_fn's points"
         return graded
 
     return run

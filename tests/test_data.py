@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import email.message
+import gzip
 import hashlib
 import http.client
+import io
 import os
 import re
+import socket
 import stat
+import sys
+import urllib.error
+import urllib.parse
 import urllib.request
+import zipfile
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import nltk
+import nltk.downloader
 import numpy as np
 import pytest
 
@@ -22,25 +32,38 @@ from dlgrade.data import REGISTRY, DataFile, Dataset
 from dlgrade.errors import DataError
 from dlgrade.synth import sonar as write_synthetic_sonar
 
-_real_urlopen = urllib.request.urlopen
+_real_open_url = data.open_url
+_real_nltk_download = nltk.download
 UNREACHABLE = "http://127.0.0.1:9/sonar.csv"  # port 9: nothing listens, refused at once
+REPO = Path(__file__).resolve().parent.parent
+BOOK_TREE = Path(__file__).resolve().parent / "data" / "book_datasets_tree.tsv"
 
 
 @pytest.fixture(autouse=True)
 def offline(tmp_path, monkeypatch):
-    """No test reaches the network or the real home cache; file:// and port 9 are allowed."""
+    """No test reaches the network or the real home cache; file:// and port 9 are allowed.
+
+    NLTK's downloader is fenced off too: a test that wants it says what it does instead.
+    """
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DLGRADE_CACHE_DIR", str(tmp_path / "cache"))
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
 
-    def guarded(url, *args, **kwargs):
-        target = url.full_url if isinstance(url, urllib.request.Request) else url
-        if not target.startswith(("file://", UNREACHABLE)):
-            pytest.fail(f"test tried to reach the network: {target}")
-        return _real_urlopen(url, *args, **kwargs)
+    def guarded(url, timeout):
+        if not url.startswith(("file://", UNREACHABLE)):
+            pytest.fail(f"test tried to reach the network: {url}")
+        return _real_open_url(url, timeout)
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", guarded)
+    def no_nltk_download(*args, **kwargs):
+        pytest.fail(f"test called nltk.download{args}")
+
+    def no_nltk_network(url, *args, **kwargs):
+        pytest.fail(f"NLTK's downloader tried to reach the network: {url}")
+
+    monkeypatch.setattr(data, "open_url", guarded)
+    monkeypatch.setattr(nltk, "download", no_nltk_download)
+    monkeypatch.setattr(nltk.downloader, "urlopen", no_nltk_network)
 
 
 @pytest.fixture
@@ -82,10 +105,10 @@ def register(tmp_path, monkeypatch):
 
 
 def forbid_network(monkeypatch):
-    def urlopen(url, *args, **kwargs):
-        pytest.fail(f"urlopen({url!r}) was called")
+    def open_url(url, timeout):
+        pytest.fail(f"open_url({url!r}) was called")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(data, "open_url", open_url)
 
 
 def listing(folder: Path) -> list[str]:
@@ -243,7 +266,7 @@ def test_an_interrupted_download_leaves_nothing_that_counts_as_complete(
 ):
     toy = register(content=b"a,b\n" + b"1,2\n" * 100)
     response = _Interrupted(toy.content[:50])
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: response)
+    monkeypatch.setattr(data, "open_url", lambda url, timeout: response)
 
     with pytest.raises(DataError, match="connection reset"):
         data.path("toy")
@@ -291,7 +314,7 @@ def test_a_truncated_chunked_response_is_a_data_error(roots, register, monkeypat
         def read(self, size=-1):
             raise http.client.IncompleteRead(b"", 100)
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: Truncated(b""))
+    monkeypatch.setattr(data, "open_url", lambda url, timeout: Truncated(b""))
     with pytest.raises(DataError):
         data.path("toy")
     assert listing(roots.cache) == []
@@ -387,8 +410,12 @@ def test_every_activity_dataset_is_registered_with_a_source_and_a_layout():
         assert entry.files or entry.folders
         fetchable = entry.nltk_packages or entry.archive or all(f.urls for f in entry.files)
         assert fetchable, f"{entry.name} has no way to be fetched"
-        for spec in entry.files:
+        for spec in [*entry.files, entry.archive, entry.fallback]:
+            if spec is None:
+                continue
             assert spec.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+            assert spec.git_blob is None or re.fullmatch(r"[0-9a-f]{40}", spec.git_blob)
+            assert all(url.startswith("https://") and " " not in url for url in spec.urls)
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -514,8 +541,40 @@ def test_data_list_shows_every_dataset_and_where_it_is(roots, register):
     assert code == 0
     for name in REGISTRY:
         assert re.search(rf"^{name}\s", text, re.M), name
-    assert re.search(r"^toy\s+9\.99\s+8 B\s+mirror\s+yes \(sha256\)", text, re.M), text
+    assert re.search(r"^toy\s+9\.99\s+8 B\s+mirror\s+sha256\s+yes$", text, re.M), text
     assert re.search(r"^sonar .* (mirror|missing)", text, re.M)
+
+
+def _listed(text: str, name: str) -> tuple[str, str]:
+    """(the dataset's row, its source line) in `dlgrade data list`'s output."""
+    lines = text.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(f"{name} "))
+    return lines[row], lines[row + 1].strip()
+
+
+def test_data_list_says_where_each_dataset_would_come_from_and_how_it_is_pinned(
+    roots, register, monkeypatch
+):
+    toy = register()
+    (roots.mirror / toy.relpath).write_bytes(toy.content)
+    register("handmade", urls=())
+    code, text = _cli("data", "list")
+    assert code == 0, text
+
+    row, where = _listed(text, "toy")
+    assert where == f"source: mirror {roots.mirror / toy.relpath}"
+    row, where = _listed(text, "handmade")
+    assert where == "source: no download source"
+    row, where = _listed(text, "amazon_reviews")
+    assert re.search(r"missing\s+git blob id\s+no — run", row), row
+    assert where == f"source: download {REGISTRY['amazon_reviews'].files[0].urls[0]} (+1 more)"
+    row, where = _listed(text, "fashion_mnist")
+    assert " sha256 " in row
+    assert where.endswith(f", else {REGISTRY['fashion_mnist'].fallback.urls[0]}"), where
+    assert "git blob id (of the zip)" in _listed(text, "fruits360")[0]
+    assert "size only" in _listed(text, "vgg16_notop")[0]
+    assert re.search(r"missing\s+none\s", _listed(text, "glove")[0])
+    assert _listed(text, "nltk")[1].startswith("source: download with nltk.download(punkt_tab")
 
 
 def test_data_list_does_not_import_tensorflow(tmp_path):
@@ -560,3 +619,578 @@ def test_data_synth_writes_every_twin_in_the_real_layout(tmp_path):
         "fruits360_filtered/Training",
     ):
         assert (tmp_path / "twins" / relpath).exists(), relpath
+
+
+# -- a fresh machine: every way a fetch fails is one DataError ----------------------------
+
+
+class _Response:
+    """A fake server's answer: ``body`` (an announced ``length`` may be longer), then EOF."""
+
+    def __init__(self, body: bytes, length: int | None = None):
+        self.body = io.BytesIO(body)
+        self.headers = {"Content-Length": str(len(body) if length is None else length)}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, size=-1):
+        return self.body.read(size)
+
+
+def _raise(exc: BaseException):
+    def opener(url, timeout):
+        raise exc
+
+    return opener
+
+
+def _not_found(url, timeout):
+    raise urllib.error.HTTPError(url, 404, "Not Found", email.message.Message(), io.BytesIO())
+
+
+#: how a download can fail on a fresh machine → the opener that plays it, what the error says
+FAILURES = {
+    "no network": (
+        _raise(urllib.error.URLError(OSError(101, "Network is unreachable"))),
+        "Network is unreachable",
+    ),
+    "DNS failure": (
+        _raise(urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))),
+        "Temporary failure in name resolution",
+    ),
+    "HTTP 404": (_not_found, "HTTP 404 Not Found"),
+    "timeout": (_raise(TimeoutError("timed out")), "timed out"),
+    "partial download": (
+        lambda url, timeout: _Response(b"x" * 10, length=1000),
+        "closed after 10 of 1,000 bytes",
+    ),
+    "an error page instead of the file": (
+        lambda url, timeout: _Response(b"<html>rate limited</html>"),
+        # pinned files fail their checksum; glove, pinned by nothing, fails as a zip
+        r"checksum mismatch|cannot be unpacked",
+    ),
+    "a malformed URL": (_raise(ValueError("unknown url type: 'htp'")), "unknown url type"),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+@pytest.mark.parametrize("name", sorted(set(REGISTRY) - {"nltk"}))
+def test_every_way_a_download_fails_is_one_data_error_that_leaves_nothing(
+    roots, monkeypatch, name, failure
+):
+    opener, says = FAILURES[failure]
+    monkeypatch.setattr(data, "open_url", opener)
+
+    with pytest.raises(DataError) as raised:
+        data.path(name)
+
+    message = str(raised.value)
+    assert re.search(says, message), message
+    assert f"dataset {name!r}" in message
+    assert f"dlgrade data fetch {name}" in message and "DLGRADE_DATA_DIR" in message
+    assert [p for p in roots.cache.rglob("*") if not p.is_dir()] == []
+    assert data.status(name) == ("missing", None)
+
+
+def test_a_fetch_failure_is_graded_as_data_missing_not_as_a_rubric_error(roots, monkeypatch):
+    from dlgrade.plugin import classify
+    from dlgrade.rubric import CheckSpec
+
+    monkeypatch.setattr(data, "open_url", FAILURES["DNS failure"][0])
+    with pytest.raises(DataError) as raised:
+        data.path("ibm")
+    spec = CheckSpec(points=1.0, tier="quick", visibility="public", feedback="f")
+    outcome, reason, feedback = classify(raised, spec)
+    assert (outcome, reason) == ("error", "data_missing")
+    assert feedback == str(raised.value) and "Traceback" not in feedback
+
+
+def test_a_cache_that_cannot_be_written_is_a_data_error(tmp_path, monkeypatch, register):
+    register()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache should be\n")
+    monkeypatch.setenv("DLGRADE_CACHE_DIR", str(blocker / "cache"))
+    with pytest.raises(DataError, match=r"writing to the cache .* failed"):
+        data.path("toy")
+
+
+# -- NLTK's downloader -------------------------------------------------------------------
+
+
+def test_nltk_printing_to_a_closed_stream_is_a_data_error(roots, monkeypatch):
+    """The fresh-machine failure: nltk.download raises from its own print under capture."""
+
+    def download(*args, **kwargs):
+        raise ValueError("I/O operation on closed file.")
+
+    monkeypatch.setattr(nltk, "download", download)
+    with pytest.raises(DataError) as raised:
+        data.path("nltk")
+    message = str(raised.value)
+    assert "nltk.download('punkt_tab') failed" in message
+    assert "ValueError: I/O operation on closed file" in message
+    assert "dlgrade data fetch nltk" in message
+
+
+def test_nltk_download_returning_false_is_a_data_error_with_what_nltk_said(roots, monkeypatch):
+    def download(package, download_dir, quiet, raise_on_error, print_error_to):
+        print(f"[nltk_data] Error loading {package}: <urlopen error>", file=print_error_to)
+        return False
+
+    monkeypatch.setattr(nltk, "download", download)
+    with pytest.raises(DataError, match=r"failed: \[nltk_data\] Error loading punkt_tab"):
+        data.path("nltk")
+    assert data.status("nltk") == ("missing", None)
+
+
+def test_the_real_nltk_downloader_offline_with_closed_streams_is_a_data_error(roots, monkeypatch):
+    """NLTK's own downloader, its index unreachable, while every stream it knows is closed."""
+    closed = io.StringIO()
+    closed.close()
+    download = nltk.downloader.Downloader.download
+    code, defaults = download.__code__, list(download.__defaults__)
+    # print_error_to's default is the sys.stderr of when nltk was imported: make it a
+    # stream that pytest has since closed, as under `pytest -n auto`
+    first_default = code.co_argcount - len(defaults)
+    defaults[code.co_varnames.index("print_error_to") - first_default] = closed
+    monkeypatch.setattr(download, "__defaults__", tuple(defaults))
+    monkeypatch.setattr(nltk, "download", _real_nltk_download)
+    monkeypatch.setattr(
+        nltk.downloader,
+        "urlopen",
+        _raise(urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))),
+    )
+    with monkeypatch.context() as streams:
+        streams.setattr(sys, "stdout", closed)
+        streams.setattr(sys, "stderr", closed)
+        with pytest.raises(ValueError, match="closed file"):  # the trap is set: NLTK alone
+            nltk.download("stopwords", download_dir=str(roots.cache / "nltk"), quiet=True)
+        with pytest.raises(DataError) as raised:
+            data.path("nltk")
+    message = str(raised.value)
+    assert "nltk.download('punkt_tab') failed" in message
+    assert "name resolution" in message
+
+
+def test_a_rubric_that_needs_nltk_reports_data_missing_on_a_fresh_machine(
+    pytester, tmp_path, monkeypatch
+):
+    """Activity 4.01's rubric, no mirror, no cache, NLTK's downloader failing: every check
+    is error/data_missing with the fix, and the header says NLTK data is missing."""
+    import json
+    import shutil
+
+    monkeypatch.delenv("DLGRADE_DATA_DIR", raising=False)
+
+    def download(*args, **kwargs):
+        raise ValueError("I/O operation on closed file.")
+
+    monkeypatch.setattr(nltk, "download", download)
+    submission = tmp_path / "work"
+    submission.mkdir()
+    shutil.copy(REPO / "reference" / "activity_4_01.py", submission)
+    out = tmp_path / "grade.json"
+    result = pytester.runpytest_inprocess(
+        str(REPO / "checks" / "activity_4_01.py"),
+        "--submission",
+        str(submission),
+        "--grade-json",
+        str(out),
+        "--no-preload",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.stdout.fnmatch_lines(["data: nltk missing (download on first use)"])
+    checks = json.loads(out.read_text())["checks"]
+    assert checks and {(c["outcome"], c["reason"]) for c in checks} == {("error", "data_missing")}
+    assert all("dlgrade data fetch nltk" in c["feedback"] for c in checks)
+
+
+# -- git blob ids, the book's repository ---------------------------------------------------
+
+
+def test_git_blob_of_is_the_id_git_gives_the_content(tmp_path):
+    # `git hash-object` of an empty file and of "hello\n"
+    empty, hello = tmp_path / "empty", tmp_path / "hello"
+    empty.write_bytes(b"")
+    hello.write_bytes(b"hello\n")
+    assert data.git_blob_of(empty) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    assert data.git_blob_of(hello) == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+def _blob(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def test_a_download_pinned_by_its_git_blob_id_is_accepted_only_with_those_bytes(
+    roots, register, monkeypatch
+):
+    toy = register()
+    spec = dataclasses.replace(REGISTRY["toy"].files[0], sha256=None, size=None)
+    good = dataclasses.replace(spec, git_blob=_blob(toy.content))
+    monkeypatch.setitem(REGISTRY, "toy", dataclasses.replace(REGISTRY["toy"], files=(good,)))
+    assert data.path("toy").read_bytes() == toy.content
+    assert data.verify("toy") == [toy.relpath]
+
+    (roots.cache / toy.relpath).unlink()
+    bad = dataclasses.replace(spec, git_blob=_blob(b"other bytes"))
+    monkeypatch.setitem(REGISTRY, "toy", dataclasses.replace(REGISTRY["toy"], files=(bad,)))
+    with pytest.raises(DataError, match="checksum mismatch.*git blob id"):
+        data.path("toy")
+    assert listing(roots.cache) == []
+
+
+def test_data_verify_rehashes_a_git_blob_pinned_file_in_the_cache(roots, register, monkeypatch):
+    toy = register()
+    spec = dataclasses.replace(
+        REGISTRY["toy"].files[0], sha256=None, size=None, git_blob=_blob(toy.content)
+    )
+    monkeypatch.setitem(REGISTRY, "toy", dataclasses.replace(REGISTRY["toy"], files=(spec,)))
+    assert _cli("data", "fetch", "toy")[0] == 0
+    code, text = _cli("data", "verify", "toy")
+    assert code == 0 and "pinned by git blob id; 1 file(s) hashed" in text
+    (roots.cache / toy.relpath).write_bytes(b"a,b\n1,3\n")  # same size, other bytes
+    code, text = _cli("data", "verify", "toy")
+    assert code == 1
+    assert str(roots.cache / toy.relpath) in text and "git blob id" in text
+
+
+def read_book_tree() -> dict[str, dict[str, str]]:
+    """The book repository's Datasets files: path → commit, blob, size, sha256 ('-': unknown)."""
+    lines = [line for line in BOOK_TREE.read_text().splitlines() if not line.startswith("#")]
+    rows = list(csv.DictReader(lines, delimiter="\t"))
+    return {row["path"]: row for row in rows}
+
+
+def _book_urls():
+    """(dataset, spec, url) for every download URL into the book's repository."""
+    prefix = f"https://raw.githubusercontent.com/{data.BOOK_REPOSITORY}/"
+    for entry in REGISTRY.values():
+        for spec in [*entry.files, entry.archive, entry.fallback]:
+            for url in getattr(spec, "urls", ()):
+                if url.startswith(prefix) or data.BOOK_REPOSITORY in url:
+                    yield entry.name, spec, url
+
+
+def test_the_book_tree_listing_is_of_the_commit_the_registry_pins():
+    tree = read_book_tree()
+    assert {row["commit"] for row in tree.values()} == {data.BOOK_COMMIT}
+    assert len(tree) >= 10  # the whole Datasets listing, not a hand-picked few
+
+
+def test_every_url_into_the_books_repository_names_a_file_of_its_tree_with_matching_pins():
+    tree = read_book_tree()
+    prefix = f"https://raw.githubusercontent.com/{data.BOOK_REPOSITORY}/"
+    seen = set()
+    for name, spec, url in _book_urls():
+        assert url.startswith(prefix), f"{name}: {url} is not a raw file URL of the repository"
+        ref, _, quoted = url.removeprefix(prefix).partition("/")
+        assert ref in (data.BOOK_COMMIT, "master"), f"{name}: {url} names ref {ref!r}"
+        path = urllib.parse.unquote(quoted)
+        assert urllib.parse.quote(path) == quoted, f"{name}: {url} is not URL-encoded"
+        assert path in tree, f"{name}: {path} is not in the book's tree ({BOOK_TREE.name})"
+        row = tree[path]
+        assert spec.git_blob == row["blob"], f"{name}: {path} must be pinned by its blob id"
+        if row["size"] != "-" and spec.size is not None:
+            assert spec.size == int(row["size"]), path
+        if row["sha256"] != "-" and spec.sha256 is not None:
+            assert spec.sha256 == row["sha256"], path
+        seen.add(path)
+    assert seen == {
+        "Chapter02/Datasets/sonar.csv",
+        "Chapter05/Datasets/IBM.csv",
+        "Chapter03/Datasets/Activity3.02/fruits360.zip",
+        "Chapter06/Datasets/Activity6.01/Amazon_reviews_train.csv",
+        "Chapter06/Datasets/Activity6.01/Amazon_reviews_test.csv",
+        "Chapter07/Datasets/Activity 7.01/fashionmnist.zip",
+    }
+
+
+def test_the_book_files_we_hold_hash_to_the_pins_of_the_listing():
+    """Where the mirror holds a book file, its bytes give the listing's blob id and sha256."""
+    mirror = data.mirror_dir()
+    tree = read_book_tree()
+    checked = 0
+    for name in ("sonar", "ibm"):
+        (spec,) = REGISTRY[name].files
+        file = mirror / spec.relpath if mirror else None
+        if file is None or not file.is_file():
+            continue
+        row = next(r for r in tree.values() if r["blob"] == spec.git_blob)
+        assert data.git_blob_of(file) == row["blob"] and data.sha256_of(file) == row["sha256"]
+        checked += 1
+    if not checked:
+        pytest.skip("DLGRADE_DATA_DIR holds neither sonar.csv nor IBM.csv")
+
+
+# -- archives: Fruits-360 and Fashion-MNIST's second source --------------------------------
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fruits(tmp_path, monkeypatch):
+    """The real fruits360 entry, served a small zip pinned by its blob id."""
+
+    def serve(members: dict[str, bytes]) -> bytes:
+        content = _zip_bytes(members)
+        served = tmp_path / "upstream" / "fruits360.zip"
+        served.parent.mkdir(exist_ok=True)
+        served.write_bytes(content)
+        entry = REGISTRY["fruits360"]
+        archive = dataclasses.replace(
+            entry.archive, urls=(served.as_uri(),), git_blob=_blob(content)
+        )
+        folders = tuple((folder, 2) for folder, _ in entry.folders)
+        monkeypatch.setitem(
+            REGISTRY, "fruits360", dataclasses.replace(entry, archive=archive, folders=folders)
+        )
+        return content
+
+    return serve
+
+
+def _tree(top: str) -> dict[str, bytes]:
+    return {
+        f"{top}/{part}/{fruit}/{i}.jpg": b"\xff\xd8jpeg"
+        for part in ("Training", "Test")
+        for fruit in ("Apple", "Banana")
+        for i in range(2)
+    }
+
+
+def test_fruits360_zip_unpacks_its_fruits360_filtered_folder_into_the_cache(roots, fruits):
+    content = fruits(_tree("fruits360_filtered"))
+    root = data.path("fruits360")
+    assert root == roots.cache / "fruits360_filtered"
+    assert sorted(p.name for p in (root / "Training").iterdir()) == ["Apple", "Banana"]
+    assert (roots.cache / ".downloads" / "fruits360.zip").read_bytes() == content
+    assert data.verify("fruits360") == [".downloads/fruits360.zip"]
+
+
+def test_a_fruits360_zip_of_another_layout_is_a_data_error_saying_what_it_holds(roots, fruits):
+    fruits(_tree("Fruits"))
+    with pytest.raises(DataError) as raised:
+        data.path("fruits360")
+    message = str(raised.value)
+    assert "fruits360.zip holds no fruits360_filtered at its top level; it holds Fruits" in message
+    assert data.status("fruits360") == ("missing", None)
+
+
+def test_a_kept_zip_that_was_altered_fails_data_verify(roots, fruits):
+    fruits(_tree("fruits360_filtered"))
+    data.path("fruits360")
+    kept = roots.cache / ".downloads" / "fruits360.zip"
+    kept.write_bytes(kept.read_bytes() + b"junk")
+    code, text = _cli("data", "verify", "fruits360")
+    assert code == 1 and str(kept) in text and "git blob id" in text
+
+
+def test_a_pinned_download_that_is_not_a_zip_is_a_data_error(roots, fruits, monkeypatch):
+    fruits(_tree("fruits360_filtered"))
+    entry = REGISTRY["fruits360"]
+    served = Path(urllib.parse.urlparse(entry.archive.urls[0]).path)
+    served.write_bytes(b"PK but not really a zip")
+    archive = dataclasses.replace(entry.archive, git_blob=_blob(served.read_bytes()))
+    monkeypatch.setitem(REGISTRY, "fruits360", dataclasses.replace(entry, archive=archive))
+    with pytest.raises(DataError, match="fruits360.zip cannot be unpacked"):
+        data.path("fruits360")
+
+
+FASHION_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@pytest.fixture
+def fashion(tmp_path, monkeypatch):
+    """The real fashion_mnist entry with small files: their own URLs fail, the book's zip is
+    served from a file. Returns the files' contents, and the function that serves a zip."""
+    contents = {name: gzip.compress(name.encode() * 50, mtime=0) for name in FASHION_FILES}
+    entry = REGISTRY["fashion_mnist"]
+    files = tuple(
+        dataclasses.replace(
+            spec,
+            sha256=hashlib.sha256(contents[Path(spec.relpath).name]).hexdigest(),
+            size=len(contents[Path(spec.relpath).name]),
+            urls=((tmp_path / "keras-storage-unreachable" / Path(spec.relpath).name).as_uri(),),
+        )
+        for spec in entry.files
+    )
+
+    def serve(members: dict[str, bytes], blob: str | None = None) -> None:
+        content = _zip_bytes(members)
+        served = tmp_path / "book" / "fashionmnist.zip"
+        served.parent.mkdir(exist_ok=True)
+        served.write_bytes(content)
+        fallback = dataclasses.replace(
+            entry.fallback, urls=(served.as_uri(),), git_blob=blob or _blob(content)
+        )
+        monkeypatch.setitem(
+            REGISTRY, "fashion_mnist", dataclasses.replace(entry, files=files, fallback=fallback)
+        )
+
+    return SimpleNamespace(contents=contents, serve=serve)
+
+
+def test_fashion_mnist_falls_back_to_the_books_zip_and_finds_the_files_in_a_subfolder(
+    roots, fashion
+):
+    fashion.serve(
+        {
+            "README.txt": b"not a data file",
+            **{f"fashionmnist/data/{n}": c for n, c in fashion.contents.items()},
+        }
+    )
+    root = data.path("fashion_mnist")
+    assert root == roots.cache / "fashion-mnist"
+    for name, content in fashion.contents.items():
+        assert (root / name).read_bytes() == content
+    assert sorted(data.verify("fashion_mnist")) == sorted(
+        [f"fashion-mnist/{n}" for n in FASHION_FILES] + [".downloads/fashionmnist.zip"]
+    )
+
+
+def test_a_fashion_zip_without_the_four_files_is_a_data_error_saying_what_it_held(roots, fashion):
+    fashion.serve({"fashion/train.csv": b"label,pixel1\n", "fashion/test.csv": b"label\n"})
+    with pytest.raises(DataError) as raised:
+        data.path("fashion_mnist")
+    message = str(raised.value)
+    assert "then the second source failed" in message
+    assert "no train-images-idx3-ubyte.gz" in message and "no t10k-labels-idx1-ubyte.gz" in message
+    assert "it holds fashion/train.csv, fashion/test.csv" in message
+    assert data.status("fashion_mnist") == ("missing", None)
+    assert not (roots.cache / "fashion-mnist").exists() or not any(
+        (roots.cache / "fashion-mnist").iterdir()
+    )
+
+
+def test_a_fashion_zip_file_with_other_bytes_is_refused_by_its_own_sha256(roots, fashion):
+    members = {f"data/{n}": c for n, c in fashion.contents.items()}
+    altered = bytearray(members["data/train-labels-idx1-ubyte.gz"])
+    altered[-5] ^= 1  # same size, one bit off
+    members["data/train-labels-idx1-ubyte.gz"] = bytes(altered)
+    fashion.serve(members)
+    with pytest.raises(DataError, match=r"data/train-labels-idx1-ubyte.gz: sha256 .*expected"):
+        data.path("fashion_mnist")
+    assert not (roots.cache / "fashion-mnist" / "train-labels-idx1-ubyte.gz").exists()
+    assert data.status("fashion_mnist") == ("missing", None)
+
+
+def test_a_fashion_zip_that_fails_its_blob_id_is_never_opened(roots, fashion):
+    fashion.serve({f"data/{n}": c for n, c in fashion.contents.items()}, blob=_blob(b"another zip"))
+    with pytest.raises(DataError, match="fashionmnist.zip.*checksum mismatch"):
+        data.path("fashion_mnist")
+    assert [p for p in roots.cache.rglob("*") if not p.is_dir()] == []
+
+
+# -- what a report header says about the data ---------------------------------------------
+
+
+def test_describe_sources_says_real_synthetic_or_missing_for_each_dataset(roots, register):
+    register("handmade", urls=())
+    (roots.mirror / "sonar.csv").write_bytes(b"")  # presence is enough: nothing is hashed
+    line = data.describe_sources(["sonar", "fashion_mnist", "amazon_reviews", "nltk", "handmade"])
+    assert line == (
+        f"data: sonar real (mirror {roots.mirror / 'sonar.csv'}), fashion_mnist synthetic "
+        "twin, amazon_reviews synthetic reviews at quick/standard, nltk missing (download on "
+        "first use), handmade missing (no download source)"
+    )
+    full = data.describe_sources(["amazon_reviews", "fruits360"], tier="full")
+    assert full == (
+        "data: amazon_reviews missing (download on first use), fruits360 missing (download on "
+        "first use)"
+    )
+    assert data.describe_sources([]) == "data: none"
+
+
+def _rubric_reads(path: Path) -> set[str]:
+    """The datasets a rubric file reads through dlgrade.data, found in its source."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        owner = node.func.value
+        if not (isinstance(owner, ast.Name) and owner.id in ("data", "synth")):
+            continue
+        if owner.id == "data" and node.func.attr == "nltk_data_dir":
+            names.add("nltk")
+        elif owner.id == "synth" and node.func.attr == "sonar":
+            names.add("sonar")
+        elif owner.id == "data" and node.args and isinstance(node.args[0], ast.Constant):
+            if node.func.attr in ("path", "file_path", "dataset", "locate"):
+                names.add(node.args[0].value)
+    return names
+
+
+@pytest.mark.parametrize("rubric", sorted((REPO / "checks").glob("activity_*.py")), ids=str)
+def test_a_rubrics_datasets_list_every_dataset_it_reads(rubric):
+    """`DATASETS` feeds the report header's data line, so it must not leave one out."""
+    import ast
+
+    declared: tuple = ()
+    for node in ast.parse(rubric.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(target, "id", None) == "DATASETS" for target in node.targets
+        ):
+            declared = ast.literal_eval(node.value)
+    assert set(declared) <= set(REGISTRY), rubric.name
+    assert _rubric_reads(rubric) <= set(declared), f"{rubric.name}: DATASETS = {declared}"
+
+
+def test_dlgrade_check_prints_which_data_it_grades_on(pytester, tmp_path, monkeypatch):
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "sonar.csv").write_bytes(b"")
+    monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path / "mirror"))
+    checks = pytester.mkdir("checks")
+    (checks / "activity_2_01.py").write_text(
+        "import dlgrade\n"
+        'ACTIVITY = "2.01"\n'
+        # not fashion_mnist: its twin would be written for the worker, which takes a while
+        'DATASETS = ("sonar", "nltk", "amazon_reviews")\n\n'
+        '@dlgrade.check(points=1, feedback="f")\n'
+        "def test_nothing():\n"
+        "    pass\n"
+    )
+    submission = tmp_path / "work"
+    submission.mkdir()
+    result = pytester.runpytest_inprocess(
+        str(checks / "activity_2_01.py"),
+        "--submission",
+        str(submission),
+        "--dlgrade-live",
+        "-q",
+        "--no-preload",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "dlgrade · submission *",
+            "*",
+            "data: amazon_reviews synthetic reviews at quick/standard, nltk missing (download "
+            f"on first use), sonar real (mirror {tmp_path / 'mirror' / 'sonar.csv'})",
+        ]
+    )
+    assert result.stdout.str().count("data: ") == 1
+
+
+def test_ci_also_runs_the_data_tests_as_a_fresh_machine():
+    script = (REPO / ".ci" / "run").read_text()
+    fresh = next(line for line in script.splitlines() if "-u DLGRADE_DATA_DIR" in line)
+    assert "HOME=" in fresh and "DLGRADE_CACHE_DIR=" in fresh

@@ -25,7 +25,8 @@ def solve(coefficients=(1.0, -10.0, 25.0), *, learning_rate=0.01, iterations=10_
     Create ``x = tf.Variable(start)`` and ``tf.keras.optimizers.Adam(learning_rate)``, then run
     exactly ``iterations`` steps: compute ``loss_fn(x, coefficients)`` under a
     ``tf.GradientTape``, take the gradient and call ``optimizer.apply_gradients``. Return
-    ``float(x.numpy())``.
+    ``float(x.numpy())``. Minimise ``loss_fn`` itself — the absolute value — not the signed
+    quadratic: for x**2 - 4 from ``start=3`` the minimiser is the root 2, not the vertex 0.
 
     Keras 3 optimizers have no ``minimize`` method (AttributeError): use GradientTape +
     ``apply_gradients``. With the defaults the book finds x = 4.99919891 (close to, but never

@@ -11,9 +11,11 @@ def load_data(path):
     """Read the sonar CSV at ``path`` and return ``(X, y)``.
 
     The file has 208 rows, 60 numeric feature columns and a ``Class`` column with values Mine or
-    Rock. Return ``X`` as a float array of shape ``(n, 60)`` and ``y`` as an int array of shape
-    ``(n, 1)`` with values in {0, 1}: encode ``Class`` with sklearn's ``LabelEncoder`` as the
-    book does, then reshape the labels to a column. Use the ``path`` you are given.
+    Rock. Return ``X``, the 60 feature columns in order, shape ``(n, 60)``: a float array or,
+    as the book does, the DataFrame ``df.iloc[:, :-1]``. Return ``y`` as 0/1 labels of shape
+    ``(n, 1)``: encode ``Class`` with sklearn's ``LabelEncoder`` as the book does, then reshape
+    the labels to a column. Read the file at ``path``: the grader passes its own copies (one
+    of them has 50 rows), and a fixed path works only on your laptop.
     """
     raise NotImplementedError("activity_2_01.load_data is not implemented yet")
 
@@ -22,9 +24,10 @@ def build_model(input_dim=60):
     """Build and return a compiled Keras ``Sequential`` model.
 
     Layers: Dense(300, relu) -> Dense(200, relu) -> Dense(100, relu) -> Dense(1, sigmoid),
-    taking ``input_dim`` features (start with ``keras.Input(shape=(input_dim,))`` so the model
-    is built). With ``input_dim=60`` that is 98,701 parameters. Compile with optimizer
-    ``"adam"``, loss ``"binary_crossentropy"`` and ``metrics=["accuracy"]``.
+    taking ``input_dim`` features (start with ``keras.Input(shape=(input_dim,))``, or pass
+    ``input_dim=input_dim`` to the first Dense as the book does). With ``input_dim=60`` that is
+    98,701 parameters. Compile with optimizer ``"adam"`` (Adam's default learning rate, 0.001),
+    loss ``"binary_crossentropy"`` and ``metrics=["accuracy"]``.
     """
     raise NotImplementedError("activity_2_01.build_model is not implemented yet")
 
@@ -32,8 +35,9 @@ def build_model(input_dim=60):
 def train(model, X, y, *, epochs=30):
     """Fit ``model`` on ``(X, y)`` for ``epochs`` epochs and return ``history.history``.
 
-    Return the plain dict from ``model.fit(...).history``: keys ``"loss"`` and
-    ``"accuracy"``, each a list with one value per epoch. With the book's 30 epochs the
-    training accuracy reaches 1.0.
+    Train the model you are given on the data you are given: the grader passes its own copy of
+    the book's model and the rows it read itself, then checks the trained weights. Return the
+    plain dict from ``model.fit(...).history``: keys ``"loss"`` and ``"accuracy"``, each a list
+    with one value per epoch. With the book's 30 epochs the training accuracy reaches 1.0.
     """
     raise NotImplementedError("activity_2_01.train is not implemented yet")

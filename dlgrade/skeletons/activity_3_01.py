@@ -11,9 +11,11 @@ def load_data():
     """Load Fashion-MNIST and return ``((x_train, y_train), (x_test, y_test))``.
 
     Call ``keras.datasets.fashion_mnist.load_data()`` and add a channel axis, so the images
-    are ``(60000, 28, 28, 1)`` and ``(10000, 28, 28, 1)``. Keep the pixel values as loaded
-    (0-255; ``make_datasets`` rescales them) and the labels as integer class ids 0-9 of shape
-    ``(60000,)`` and ``(10000,)``.
+    are ``(60000, 28, 28, 1)`` and ``(10000, 28, 28, 1)``: ``x[..., None]``, or the book's
+    ``reshape(60000, 28, 28, 1)`` (where the real data is missing, the grader serves a synthetic
+    twin of the same size). Keep the pixel values as loaded (0-255; ``make_datasets``
+    rescales them) and the labels as integer class ids 0-9 of shape ``(60000,)`` and
+    ``(10000,)``.
     """
     raise NotImplementedError("activity_3_01.load_data is not implemented yet")
 
@@ -26,11 +28,14 @@ def make_datasets(x_train, y_train, x_test, y_test, *, batch_size=16):
     with the book's settings: rotation up to 40 degrees, width and height shift 0.1, shear 0.2,
     zoom 0.2, horizontal flip, fill mode "nearest"; use seed 8. The validation batches are
     only rescaled, never augmented (the book builds them from the augmenting generator by
-    mistake; the grader checks that validation images are unchanged).
+    mistake): the grader checks that each validation image is a test image divided by 255, in
+    any order, with its own label.
 
-    Keras 3 has no ``ImageDataGenerator``: use a ``tf.data.Dataset`` with augmentation layers
-    such as ``RandomRotation``, ``RandomTranslation``, ``RandomShear``, ``RandomZoom`` and
-    ``RandomFlip("horizontal")`` (``fill_mode="nearest"``).
+    Either way is right: the book's ``ImageDataGenerator(...).flow(x, y, batch_size=...)``
+    (Keras 3 keeps it as a legacy class: import it from
+    ``tensorflow.keras.preprocessing.image``), or a ``tf.data.Dataset`` with ``Rescaling`` and
+    augmentation layers such as ``RandomRotation``, ``RandomTranslation``, ``RandomShear``,
+    ``RandomZoom`` and ``RandomFlip("horizontal")`` (``fill_mode="nearest"``).
     """
     raise NotImplementedError("activity_3_01.make_datasets is not implemented yet")
 
@@ -40,8 +45,9 @@ def build_model(input_shape=(28, 28, 1), num_classes=10):
 
     Layers: Conv2D(64, 3, relu) -> MaxPooling2D -> Conv2D(128, 3, relu) -> MaxPooling2D ->
     Flatten -> Dense(128, relu) -> Dense(num_classes, softmax), on ``input_shape`` (start with
-    ``keras.Input(shape=input_shape)``). With the defaults that is 485,514 parameters.
-    Compile with ``Adam(learning_rate=0.001)``, ``"sparse_categorical_crossentropy"`` and
+    ``keras.Input(shape=input_shape)``, or pass ``input_shape=`` to the first layer as the
+    book does). With the defaults that is 485,514 parameters. Compile with
+    ``Adam(learning_rate=0.001)``, ``"sparse_categorical_crossentropy"`` and
     ``metrics=["accuracy"]``.
     """
     raise NotImplementedError("activity_3_01.build_model is not implemented yet")
@@ -50,10 +56,11 @@ def build_model(input_shape=(28, 28, 1), num_classes=10):
 def train(model, train, val, *, epochs=5, steps_per_epoch=None, validation_steps=None):
     """Fit ``model`` on ``train``, validate on ``val``, and return ``history.history``.
 
-    Call ``model.fit`` (``fit_generator`` is gone in Keras 3), passing ``epochs``,
-    ``steps_per_epoch`` and ``validation_steps`` through: the grader uses small step counts
-    for quick runs. Return the plain dict with ``"loss"``, ``"accuracy"``, ``"val_loss"`` and
-    ``"val_accuracy"``, one value per epoch. After the book's 5 epochs: train accuracy about
-    0.8271, validation about 0.8334.
+    Train the model you are given on the batches you are given: the grader passes its own copy
+    of the book's model and its own batches (a ``tf.data.Dataset``). Call ``model.fit``
+    (``fit_generator`` is gone in Keras 3), passing ``epochs``, ``steps_per_epoch`` and
+    ``validation_steps`` through. Return the plain dict with ``"loss"``, ``"accuracy"``,
+    ``"val_loss"`` and ``"val_accuracy"``, one value per epoch. After the book's 5 epochs:
+    train accuracy about 0.8271, validation about 0.8334.
     """
     raise NotImplementedError("activity_3_01.train is not implemented yet")

@@ -10,11 +10,18 @@ def make_datasets(train_dir, val_dir, *, image_size=(100, 100), batch_size=16):
     """Return ``(train, val)``: iterables of ``(images, labels)`` batches from two folders.
 
     Each folder (the book's ``fruits360_filtered/Training`` and ``.../Test``) holds one
-    subfolder per class. Read images resized to ``image_size`` in batches of ``batch_size``,
-    e.g. with ``keras.utils.image_dataset_from_directory(..., label_mode="categorical")``:
-    images ``(batch, height, width, 3)`` as floats, labels one-hot ``(batch, num_classes)``.
-    Preprocess training and validation images the same way. Use the directories you are
-    given.
+    subfolder per class. Read the training batches from ``train_dir`` and the validation
+    batches from ``val_dir`` (the grader checks that one pass over ``val`` yields each image of
+    ``val_dir`` once), resized to ``image_size``, in batches of ``batch_size``: images
+    ``(batch, height, width, 3)`` as floats, labels one-hot ``(batch, num_classes)``. Either
+    ``keras.utils.image_dataset_from_directory(..., label_mode="categorical")`` or the book's
+    ``ImageDataGenerator(...).flow_from_directory(..., class_mode="categorical")`` works.
+
+    Preprocess training and validation images the same way, in one of two ways: the book's
+    rescale to [0, 1] (divide by 255, or ``rescale=1./255``), or
+    ``keras.applications.vgg16.preprocess_input`` (the preprocessing VGG16's ImageNet weights
+    were trained with). Raw 0-255 pixels are not accepted. Augmenting the training batches, as
+    the book does, is allowed; the validation batches must not be augmented.
     """
     raise NotImplementedError("activity_3_02.make_datasets is not implemented yet")
 
@@ -36,11 +43,13 @@ def build_model(input_shape=(100, 100, 3), num_classes=120, *, weights="imagenet
 def train(model, train, val, *, epochs=5, steps_per_epoch=None, validation_steps=None):
     """Fit ``model`` on ``train``, validate on ``val``, and return ``history.history``.
 
-    Call ``model.fit`` with ``epochs``, ``steps_per_epoch`` and ``validation_steps`` passed
-    through (``None`` means one full pass over the data). The book computes its steps from
-    Fashion-MNIST's ``features_train`` by mistake: never take them from another data set.
-    Return the plain dict with ``"loss"``, ``"accuracy"``, ``"val_loss"`` and
-    ``"val_accuracy"``. After the book's 5 epochs: train accuracy about 0.9106, test about
-    0.8920 (one epoch takes about 700 s on a 2-core CPU).
+    Train the model you are given, leaving its VGG16 base frozen: the grader passes its own
+    copy of the book's model and its own batches (a ``tf.data.Dataset``). Call ``model.fit``
+    with ``epochs``, ``steps_per_epoch`` and ``validation_steps`` passed through (``None``
+    means one full pass; repeat a ``tf.data`` pipeline when steps are given). The book's
+    notebook computes its steps as ``total_train // batch_size`` from hard-coded image counts;
+    here the caller passes them. Return the plain dict with ``"loss"``, ``"accuracy"``,
+    ``"val_loss"`` and ``"val_accuracy"``. After the book's 5 epochs: train accuracy about
+    0.9106, test about 0.8920 (one epoch takes about 700 s on a 2-core CPU).
     """
     raise NotImplementedError("activity_3_02.train is not implemented yet")

@@ -2,8 +2,20 @@
 
 Build a stop-word list, then lower-case, sentence- and word-tokenise, filter and stem the
 text. The grader calls `stop_words`, `drop_stop`, `preprocess` and `stem`, passing the raw
-text in. To try it yourself, let `dlgrade.data` locate NLTK's data (gutenberg
-`carroll-alice.txt`, `stopwords`, `punkt_tab`) instead of hard-coding a path.
+text in, with NLTK's data (gutenberg `carroll-alice.txt`, `stopwords`, `punkt_tab`) already
+on NLTK's path. Do not call `nltk.download` in these functions: the grader has no network.
+
+To try it yourself, get the data once (`dlgrade data fetch nltk`, or your course's data
+folder through `DLGRADE_DATA_DIR`) and point NLTK at it; importing `dlgrade.data` alone
+does not (you would see `LookupError: Resource 'gutenberg' not found`):
+
+    import nltk
+    from dlgrade import data
+
+    nltk.data.path.insert(0, str(data.path("nltk")))  # or: export NLTK_DATA=...
+    alice = nltk.corpus.gutenberg.raw("carroll-alice.txt")
+
+`dlgrade data path nltk` prints the folder, for `export NLTK_DATA="$(dlgrade data path nltk)"`.
 """
 
 
@@ -19,8 +31,9 @@ def stop_words():
 def drop_stop(input_tokens):
     """Return the tokens of ``input_tokens`` that are not in ``stop_words()``.
 
-    Keep the remaining tokens in their original order, duplicates included; return a
-    ``list`` of ``str``.
+    Keep the remaining tokens in their original order, duplicates included; return a ``list``
+    of ``str``. Use your own ``stop_words()``: the grader checks ``drop_stop`` and
+    ``preprocess`` against your list, and the list itself separately.
     """
     raise NotImplementedError("activity_4_01.drop_stop is not implemented yet")
 

@@ -63,8 +63,10 @@ def build_model(look_back=10):
 def train(model, X, y, *, epochs=5, batch_size=1):
     """Fit ``model`` on ``(X, y)`` and return ``history.history``.
 
-    Use the given ``epochs`` and ``batch_size`` and the book's ``validation_split=0.1``.
-    Return the plain dict with ``"loss"`` and ``"val_loss"``, one value per epoch.
+    Train the model you are given (the grader passes its own copy of the book's model and its
+    own windows) with the given ``epochs`` and ``batch_size`` and the book's
+    ``validation_split=0.1``. Return the plain dict with ``"loss"`` and ``"val_loss"``, one
+    value per epoch.
     """
     raise NotImplementedError("activity_5_01.train is not implemented yet")
 

@@ -34,9 +34,11 @@ def build_model(vocab_size=10_000):
 
     Layers: Embedding(vocab_size, 32) -> SpatialDropout1D(0.4) ->
     LSTM(64, return_sequences=True) -> LSTM(64) -> Dropout(0.4) -> Dense(32, relu) ->
-    Dropout(0.5) -> Dense(32, relu) -> Dropout(0.5) -> Dense(1, sigmoid). Start with
-    ``keras.Input(shape=(None,))`` so the model is built and its parameters can be counted:
-    381,025 with the defaults. Compile with ``"rmsprop"``, ``"binary_crossentropy"`` and
+    Dropout(0.5) -> Dense(32, relu) -> Dropout(0.5) -> Dense(1, sigmoid): 381,025 parameters
+    with the defaults. Start with ``keras.Input(shape=(None,))`` so the model is built. (The
+    book's Sequential has no ``Input``; Keras 3 leaves such a model unbuilt, with 0
+    parameters, until it sees data, and the grader then builds it for sequences of 100 before
+    counting.) Compile with ``"rmsprop"``, ``"binary_crossentropy"`` and
     ``metrics=["accuracy"]``.
     """
     raise NotImplementedError("activity_6_01.build_model is not implemented yet")
@@ -45,9 +47,10 @@ def build_model(vocab_size=10_000):
 def train(model, X, y, *, epochs=5, batch_size=128, validation_split=0.2):
     """Fit ``model`` on ``(X, y)`` and return ``history.history``.
 
-    Pass ``epochs``, ``batch_size`` and ``validation_split`` through to ``model.fit``.
-    Return the plain dict with ``"loss"``, ``"accuracy"``, ``"val_loss"`` and
-    ``"val_accuracy"``, one value per epoch.
+    Pass ``epochs``, ``batch_size`` and ``validation_split`` through to ``model.fit``, and
+    train the model you are given on the ``X`` and ``y`` you are given (the grader passes its
+    own copy of the book's model and its own sequences). Return the plain dict with
+    ``"loss"``, ``"accuracy"``, ``"val_loss"`` and ``"val_accuracy"``, one value per epoch.
     """
     raise NotImplementedError("activity_6_01.train is not implemented yet")
 

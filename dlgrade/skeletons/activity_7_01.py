@@ -14,7 +14,8 @@ def realData(batch):
     Scale the Fashion-MNIST training images as ``(x - 127.5) / 127.5``, add a channel axis
     and pick ``batch`` of them at random; return a float32 numpy array. Load the data set
     once and keep it (e.g. in a module-level cache or a private helper): the book reloads it
-    on every call, which makes training crawl, and the grader times this function.
+    on every call, and ``train_gan`` calls ``realData`` every iteration, so training crawls
+    (and the grader's training check has a time limit).
     """
     raise NotImplementedError("activity_7_01.realData is not implemented yet")
 
@@ -78,13 +79,14 @@ def fakedataGenerator(Genmodel, batch, infeats):
 def train_gan(Genmodel, Discmodel, gan_model, *, epochs=5000, batch=128, infeats=100):
     """Train the GAN for ``epochs`` iterations and return the discriminator's mean scores.
 
-    Each iteration: train the discriminator on ``batch`` real images labelled 1 and
-    ``batch`` fake images labelled 0, then train ``gan_model`` on fresh noise labelled 1
-    (discriminator frozen). Every 50 iterations, record the discriminator's mean predicted
-    probability on a mixed batch of real and fake images (``predict_proba`` is gone: use
-    ``predict``) as a Python float. Return that list: 100 values for the default 5,000
-    iterations, ideally near 0.5 (the book prints 0.47-0.53). The grader checks that the
-    discriminator's weights really change, so mind the ``trainable`` trap (see
-    ``ganModel``).
+    Each iteration: train the discriminator on ``batch`` real images labelled 1 and ``batch``
+    fake images labelled 0, then train ``gan_model`` on fresh noise labelled 1 (discriminator
+    frozen). At iterations 0, 50, 100, ... (when ``i % 50 == 0``, as the book does) record the
+    discriminator's mean predicted probability on a mixed batch of real and fake images
+    (``predict_proba`` is gone: use ``predict``) as a Python float. Return that list: 100
+    values for the default 5,000 iterations, 3 for ``epochs=101``, ideally near 0.5 (the book
+    prints 0.47-0.53). The grader runs your ``train_gan`` on its own copies of the book's G, D
+    and GAN and checks that both networks' weights really change, so mind the ``trainable``
+    trap (see ``ganModel``).
     """
     raise NotImplementedError("activity_7_01.train_gan is not implemented yet")

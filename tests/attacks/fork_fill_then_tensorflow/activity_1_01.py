@@ -25,7 +25,8 @@ def loss_fn(x, coefficients=(1.0, -10.0, 25.0)):
 
     # A fresh thread pool: TensorFlow cannot create its threads now.
     with tf.device("/CPU:0"):
-        values = tf.map_fn(lambda v: v * 2.0, tf.range(1000, dtype=tf.float32), parallel_iterations=64)
+        numbers = tf.range(1000, dtype=tf.float32)
+        values = tf.map_fn(lambda v: v * 2.0, numbers, parallel_iterations=64)
     return float(tf.reduce_sum(values)) + children
 
 
