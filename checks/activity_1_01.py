@@ -134,7 +134,7 @@ def test_solve_minimises_the_absolute_value(student):
 
 
 @dlgrade.check(
-    points=1,
+    points=2,
     feedback="solve(start=s) must start the tf.Variable at s, not at 0.",
 )
 def test_start_is_honoured(student):

@@ -78,7 +78,7 @@ def shared_tree(submission, tree):
 
 
 @pytest.fixture(scope="module")
-def test_images(tree):
+def validation_images(tree):
     """The Test folder's images decoded as PIL and as TensorFlow decode them, and labels."""
     import tensorflow as tf
     from PIL import Image
@@ -180,10 +180,10 @@ def test_datasets_from_a_class_per_folder_tree(submission, student, shared_tree)
     "batches from train_dir.",
 )
 def test_validation_batches_are_the_validation_folder(
-    submission, student, shared_tree, test_images
+    submission, student, shared_tree, validation_images
 ):
     """One pass over val yields each of the validation folder's 50 images once, labelled."""
-    pil, native, labels = test_images
+    pil, native, labels = validation_images
     _, val = _datasets(submission, student, shared_tree, batch_size=10)
     items = submission.take(val, len(labels) // 10)
     seen = []

@@ -91,7 +91,7 @@ def test_load_series_is_oldest_first(submission, student, ibm_csv, closes):
 
 
 @dlgrade.check(
-    points=1,
+    points=2,
     feedback="split(series, train_fraction) must cut at int(len(series) * train_fraction), "
     "keeping time order: the first part trains, the rest tests.",
 )

@@ -151,9 +151,16 @@ def _parser() -> argparse.ArgumentParser:
     where = verbs.add_parser("path", parents=[mirror], help="print where a dataset lives")
     where.add_argument("name")
     where.set_defaults(run=run_data_path)
-    synth = verbs.add_parser("synth", help="write small synthetic datasets in the real formats")
+    synth = verbs.add_parser(
+        "synth", help="write synthetic twins of the datasets, in the real formats and sizes"
+    )
     synth.add_argument("out_dir", type=Path)
-    synth.add_argument("--scale", choices=["small"], default="small")
+    synth.add_argument(
+        "--scale",
+        choices=["book", "small"],
+        default="book",
+        help="book: the real datasets' sizes (about a minute, 130 MB); small: a few files each",
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=run_data_synth)
     return parser
@@ -299,7 +306,7 @@ def run_data_synth(args: argparse.Namespace) -> int:
     from dlgrade import synth
 
     began = time.monotonic()
-    written = synth.write_all(args.out_dir, seed=args.seed)
+    written = synth.write_all(args.out_dir, seed=args.seed, small=args.scale == "small")
     total = sum(
         f.stat().st_size for f in args.out_dir.rglob("*") if f.is_file() and not f.is_symlink()
     )

@@ -279,7 +279,7 @@ def test_the_results_folder_and_the_data_mirror_cannot_be_written(attack, monkey
         assert f"{how}: blocked" in loss["stdout"], loss["stdout"]
     assert "data mirror: blocked (Read-only file system)" in loss["stdout"]
     assert list(mirror.iterdir()) == []
-    assert graded.grade["max_score"] == 3, "the grade JSON is not the grader's own"
+    assert graded.grade["max_score"] == 4, "the grade JSON is not the grader's own"
     assert_next_check_runs(graded)
 
 

@@ -608,7 +608,7 @@ def test_data_fetch_then_path(roots, register):
 
 
 def test_data_synth_writes_every_twin_in_the_real_layout(tmp_path):
-    code, text = _cli("data", "synth", str(tmp_path / "twins"), "--seed", "1")
+    code, text = _cli("data", "synth", str(tmp_path / "twins"), "--seed", "1", "--scale", "small")
     assert code == 0 and "wrote" in text
     for relpath in (
         "sonar.csv",

@@ -207,3 +207,32 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in "ZX"
+
+
+@pytest.mark.slow
+def test_tensorflows_start_up_lines_are_not_the_students_output(tmp_path):
+    """What TensorFlow prints while it loads (absl's notice, oneDNN's) is not shown as what
+    the student's code printed: only the student's own lines are."""
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "tool.py").write_text(MODULE)
+    worker = WorkerSession(folder, Limits(call_timeout=60), preload=("keras",))
+    try:
+        worker.start_check(seed=1)
+        assert worker.call("tool", "shout", ("hello",)) == 5
+        assert worker.check_output() == "hello\nto stderr\n"
+    finally:
+        worker.close()
+
+
+def test_native_log_lines_are_recognised_and_the_students_are_not():
+    from dlgrade.sandbox import NATIVE_LOG_LINE
+
+    native = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1795995909.074856       1 port.cc:153] oneDNN custom operations are on.",
+        "E0000 00:00:1795995909.1 42 cuda_dnn.cc:8310] Unable to register cuDNN factory",
+    ]
+    students = ["I0000 is my favourite number", "WARNING: my own warning", "epoch 1: loss 0.3"]
+    assert all(NATIVE_LOG_LINE.match(line) for line in native)
+    assert not any(NATIVE_LOG_LINE.match(line) for line in students)

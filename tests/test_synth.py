@@ -363,3 +363,23 @@ print(json.dumps({{"classes": train.class_names, "images": list(images.shape),
     labels = np.array(got["labels"])
     assert labels.shape == (8, 3) and (labels.sum(axis=1) == 1).all()
     assert labels.argmax(axis=1).tolist() == [0] * 6 + [1] * 2  # first class, then the next
+
+
+@pytest.mark.slow
+def test_the_book_scale_twins_have_the_real_datasets_shapes_and_sizes(tmp_path):
+    """Code that hard-codes the book's numbers runs on the twins (issue 12)."""
+    synth.write_all(tmp_path, seed=0)
+    x_train, y_train, x_test, y_test = fashion_arrays(tmp_path)
+    assert x_train.shape == (60_000, 28, 28) and x_test.shape == (10_000, 28, 28)
+    assert sorted(set(y_train.tolist())) == list(range(10))
+    training = sorted((tmp_path / "fruits360_filtered" / "Training").iterdir())
+    test = sorted((tmp_path / "fruits360_filtered" / "Test").iterdir())
+    assert len(training) == len(test) == 120
+    assert sum(len(list(folder.iterdir())) for folder in training) == 11_398
+    assert sum(len(list(folder.iterdir())) for folder in test) == 4_752
+    with Image.open(next(training[0].iterdir())) as image:
+        assert image.size == (100, 100) and image.mode == "RGB"
+    assert len(pd.read_csv(tmp_path / "sonar.csv")) == 208
+    assert len(pd.read_csv(tmp_path / "IBM.csv")) == 2_518
+    for split in ("train", "test"):
+        assert len(pd.read_csv(tmp_path / f"Amazon_reviews_{split}.csv")) == 25_000
