@@ -48,6 +48,7 @@ KIT = (
     Rule("checks/activity_[0-9]_[0-9][0-9].py"),
     Rule("docs/submission-contract.md"),
     Rule("docs/data.md"),
+    Rule("docs/keras3-migration.md"),
     Rule("docs/security.md"),
     Rule("docs/ci.md"),
     Rule("docs/ci/github-actions.yml"),

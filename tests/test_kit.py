@@ -25,6 +25,7 @@ from tests.conftest import CHECKS, REFERENCE, REPO
 STUDENT_DOCS = {
     "docs/submission-contract.md",
     "docs/data.md",
+    "docs/keras3-migration.md",
     "docs/security.md",
     "docs/ci.md",
     "docs/ci/github-actions.yml",
