@@ -208,13 +208,36 @@ def test_one_epoch_lowers_the_loss(submission, student, closes):
     X, y = X[:STANDARD_WINDOWS], y[:STANDARD_WINDOWS]
     handle = submission.grader_model(BOOK_MODEL, (10,), BOOK_COMPILE)
     before = _mse(submission.load_model(handle), X, y)
-    expect.mapping(student.train(handle, X, y, epochs=1, batch_size=1), "train(...)")
+    history = expect.mapping(
+        student.train(handle, X, y, epochs=1, batch_size=1), "train(model, X, y, epochs=1)"
+    )
+    if "val_loss" not in history:
+        dlgrade.fail(
+            f"train() returned a history with keys {sorted(history)}; with the book's "
+            "validation_split=0.1 Keras also reports val_loss",
+            fix="pass validation_split=0.1 to model.fit, as the book does",
+        )
     after = _mse(submission.load_model(handle), X, y)
     if not (after <= STANDARD_RATIO * before and after <= STANDARD_MSE):
         dlgrade.fail(
             f"one epoch of train() took the MSE on its data from {before:.4f} to {after:.4f}; "
             f"expected at most {STANDARD_RATIO} × before and at most {STANDARD_MSE}"
         )
+
+
+@dlgrade.check(
+    points=2,
+    feedback="rmse(model, X, y) must return the root of the mean squared error of "
+    "model.predict(X) against y, as a float: np.sqrt(np.mean((model.predict(X) - y) ** 2)).",
+)
+def test_rmse_is_the_root_mean_squared_error(submission, student, closes):
+    """rmse() of the grader's model on 200 windows equals the RMSE computed here."""
+    X, y, _, _ = _scaled_windows(closes)
+    X, y = X[:200], y[:200]
+    handle = submission.grader_model(BOOK_MODEL, (10,), BOOK_COMPILE)
+    want = float(np.sqrt(_mse(submission.load_model(handle), X, y)))
+    got = expect.scalar(student.rmse(handle, X, y), "rmse(model, X, y)")
+    expect.close(got, want, 1e-5 + 1e-3 * want, "rmse(model, X, y)")
 
 
 @dlgrade.check(

@@ -222,6 +222,8 @@ ACCURACY = frozenset(
 )
 #: loss spellings that mean the same loss
 _LOSS_SYNONYMS = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+#: Keras's optimizer class for each name compile_settings reports
+_OPTIMIZER_CLASSES = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD", "adamw": "AdamW"}
 #: config keys whose int form Keras stores as a tuple
 _TUPLE_KEYS = ("kernel_size", "strides", "pool_size", "dilation_rate")
 
@@ -231,7 +233,8 @@ class Layer:
     """One expected layer: its Keras class and the constructor settings a rubric cares about.
 
     ``Layer("Dense", units=300, activation="relu")``. Settings not given are not compared;
-    the same spec builds the grader's own copy of the model (:func:`build`).
+    the same spec builds the grader's own copy of the model in the worker
+    (``Submission.grader_model``, :func:`dlgrade.feeds.sequential`).
     """
 
     kind: str
@@ -267,7 +270,7 @@ class Compiled:
         if self.learning_rate is not None:
             config["learning_rate"] = self.learning_rate
         return {
-            "optimizer": (self.optimizer or "adam").title().replace("Rmsprop", "RMSprop"),
+            "optimizer": _OPTIMIZER_CLASSES.get(self.optimizer or "adam", self.optimizer),
             "config": config,
             "loss": self.loss,
             "metrics": ["accuracy"] if self.accuracy else [],
