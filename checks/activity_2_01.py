@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models, synth
+from dlgrade import expect, models, synth, twins
 
 ACTIVITY = "2.01"
 PRELOAD = ("keras",)
@@ -51,11 +51,7 @@ TRAINED_WEIGHTS_FLOOR = 0.70
 @pytest.fixture(scope="module")
 def sonar_csv(tmp_path_factory):
     """The real sonar.csv, or a synthetic twin when the data layer cannot find it."""
-    try:
-        return data.path("sonar")
-    except dlgrade.DataError as exc:
-        print(f"real sonar data unavailable, grading on a synthetic twin: {exc}")
-        return synth.sonar(tmp_path_factory.mktemp("sonar") / "sonar.csv")
+    return twins.file_or_twin("sonar", tmp_path_factory.mktemp("sonar"))
 
 
 def _expected(csv):

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models, synth
+from dlgrade import data, expect, models, twins
 
 ACTIVITY = "5.01"
 PRELOAD = ("keras",)
@@ -44,11 +44,7 @@ FULL_RMSE = 0.06
 @pytest.fixture(scope="module")
 def ibm_csv(tmp_path_factory):
     """The real IBM.csv, or its synthetic twin (same rows and format) when it is not here."""
-    try:
-        return data.path("ibm")
-    except dlgrade.DataError as exc:
-        print(f"real IBM prices unavailable, grading on a synthetic twin: {exc}")
-        return synth.ibm(tmp_path_factory.mktemp("ibm") / "IBM.csv")
+    return twins.file_or_twin("ibm", tmp_path_factory.mktemp("ibm"))
 
 
 @pytest.fixture(scope="module")
