@@ -5,7 +5,9 @@ points from correct work. Each folder under tests/variants/ is a complete, corre
 submission in one student's style (see its modules' docstrings): ``book`` keeps the book's
 idioms as far as Keras 3 allows (pandas DataFrames, ImageDataGenerator, ``input_dim=``,
 ``.add``), ``functional`` uses the functional API and tf.data, ``modern`` uses Keras 3 and
-sklearn utilities. Each (variant, activity) pair is its own test so pytest-xdist spreads them.
+sklearn utilities. Each (variant, activity) pair is its own test so pytest-xdist spreads them;
+an activity whose data is not here (4.01, 4.02 and 6.01 need NLTK's data and the book's first
+review) is skipped with the reason its checks gave, which names the dataset and the fix.
 """
 
 import shutil
@@ -14,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from dlgrade.rubric import ACTIVITIES
-from tests.test_reference import GRADED
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ VARIANT_NAMES = ("book", "functional", "modern")
 NOT_GRADED_HERE = ("data_missing", "runner")
 
 
-@pytest.mark.parametrize("activity", GRADED)
+@pytest.mark.parametrize("activity", list(ACTIVITIES))
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
 def test_correct_variant_scores_full_marks(grade, tmp_path, variant, activity):
     module = f"{ACTIVITIES[activity][0]}.py"
