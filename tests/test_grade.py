@@ -136,8 +136,12 @@ def test_a_rerun_grades_only_what_is_missing_or_changed(klass, tmp_path):
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_a_killed_run_loses_no_finished_student_and_the_rerun_finishes(tmp_path, how):
     root = tmp_path / "submissions"
-    slow = good_code() + "\nimport time\ntime.sleep(1.5)  # a slow import: a run to interrupt\n"
-    for name in ("s1", "s2", "s3", "s4", "s5"):
+    # s1 finishes fast; the others import slowly, so that the run is still under way when
+    # the test sees s1's record, however busy the machine (a 1.5 s sleep for all five once
+    # let a loaded machine finish the class before the signal arrived)
+    student(root, "s1", good_code())
+    slow = good_code() + "\nimport time\ntime.sleep(4)  # a slow import: a run to interrupt\n"
+    for name in ("s2", "s3", "s4", "s5"):
         student(root, name, slow)
     out = tmp_path / "results"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
