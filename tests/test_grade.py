@@ -151,6 +151,9 @@ def test_a_killed_run_loses_no_finished_student_and_the_rerun_finishes(tmp_path,
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
+        # as from a terminal: a test suite started in the background (`pytest &` from a
+        # script) passes SIGINT on ignored, and Ctrl-C would then not reach the grader
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
