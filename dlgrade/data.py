@@ -915,9 +915,10 @@ def keras_home(target: Path, twins=()) -> Path:
     """A KERAS_HOME whose datasets/ and models/ link to the verified files that are here.
 
     Keras then loads Fashion-MNIST and the VGG16 weights from them, with no network.
-    Nothing is downloaded. A dataset named in ``twins`` that is not here gets its small
-    synthetic twin (same format, marked with ``SYNTHETIC_MARK``); anything else that is
-    missing stays missing, and Keras's own error says so.
+    Nothing is downloaded. A dataset named in ``twins`` that is not here gets links to its
+    synthetic twin (same format and size, written once into the cache by
+    :mod:`dlgrade.twins`, marked with ``SYNTHETIC_MARK``); anything else that is missing
+    stays missing, and Keras's own error says so.
     """
     target.mkdir(parents=True, exist_ok=True)
     if "fashion_mnist" in twins and locate("fashion_mnist") is None:
