@@ -326,13 +326,17 @@ _register(
 
 
 def mirror_dir() -> Path | None:
+    """``DLGRADE_DATA_DIR``, made absolute: the worker runs in another folder, so a relative
+    mirror (``DLGRADE_DATA_DIR=../shared/data``) must not be handed on as written."""
     value = os.environ.get("DLGRADE_DATA_DIR")
-    return Path(value).expanduser() if value else None
+    return Path(os.path.abspath(Path(value).expanduser())) if value else None
 
 
 def cache_dir() -> Path:
     value = os.environ.get("DLGRADE_CACHE_DIR")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "dlgrade"
+    if value:
+        return Path(os.path.abspath(Path(value).expanduser()))
+    return Path.home() / ".cache" / "dlgrade"
 
 
 def dataset(name: str) -> Dataset:

@@ -655,6 +655,12 @@ class WorkerSession:
             "LOGNAME": "student",
         }
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
+        # the worker's working folder is its scratch copy: a relative mirror or cache
+        # (DLGRADE_DATA_DIR=../shared/data) must reach it as the folder it names here
+        if "DLGRADE_DATA_DIR" in env:
+            env["DLGRADE_DATA_DIR"] = str(data.mirror_dir())
+        if "DLGRADE_CACHE_DIR" in env:
+            env["DLGRADE_CACHE_DIR"] = str(data.cache_dir())
         nltk_data = data.nltk_data_dir()
         if nltk_data is not None:
             env["NLTK_DATA"] = str(nltk_data)

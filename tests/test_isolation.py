@@ -1,5 +1,7 @@
 """Student code runs in the worker only: it cannot reach the rubric or rig its grade."""
 
+import os
+
 
 def test_a_submission_that_patches_the_grader_cannot_change_its_score(grade, broken, tmp_path):
     attack = broken("attacks/isolation")
@@ -37,3 +39,37 @@ def test_the_worker_gets_a_scrubbed_environment(monkeypatch, tmp_path):
     assert env["DLGRADE_DATA_DIR"] == str(tmp_path)
     assert env["HOME"].startswith(str(session.root))
     assert not any("PYTEST" in key for key in env)
+
+
+def test_a_relative_data_mirror_reaches_the_worker_as_the_folder_it_names(monkeypatch, tmp_path):
+    """`DLGRADE_DATA_DIR=../shared/data` (the README's own idiom) is relative to where the
+    grader runs; the worker runs in its scratch copy, so it must get the absolute folder,
+    and NLTK must be pointed at the mirror's corpora there too."""
+    from dlgrade.sandbox import WorkerSession
+
+    from dlgrade import data
+
+    mirror = tmp_path / "shared" / "data"
+    nltk = data.dataset("nltk")  # the mirror's layout, with placeholder bytes
+    for file in nltk.files:
+        (mirror / file.relpath).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / file.relpath).write_text("placeholder\n")
+    for folder, count in nltk.folders:
+        for index in range(count):
+            (mirror / folder / f"item{index}").mkdir(parents=True, exist_ok=True)
+    here = tmp_path / "grader"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("DLGRADE_DATA_DIR", "../shared/data")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "activity_1_01.py").write_text(
+        "import os\n\ndef env():\n    return dict(os.environ)\n"
+    )
+    session = WorkerSession(tmp_path / "sub")
+    try:
+        env = session.call("activity_1_01", "env")
+    finally:
+        session.close()
+    assert env["DLGRADE_DATA_DIR"] == str(mirror)
+    assert os.path.isdir(env["DLGRADE_DATA_DIR"])
+    assert env.get("NLTK_DATA") == str(mirror / "nltk_data"), env.get("NLTK_DATA")
