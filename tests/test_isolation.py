@@ -45,9 +45,8 @@ def test_a_relative_data_mirror_reaches_the_worker_as_the_folder_it_names(monkey
     """`DLGRADE_DATA_DIR=../shared/data` (the README's own idiom) is relative to where the
     grader runs; the worker runs in its scratch copy, so it must get the absolute folder,
     and NLTK must be pointed at the mirror's corpora there too."""
-    from dlgrade.sandbox import WorkerSession
-
     from dlgrade import data
+    from dlgrade.sandbox import WorkerSession
 
     mirror = tmp_path / "shared" / "data"
     nltk = data.dataset("nltk")  # the mirror's layout, with placeholder bytes
