@@ -15,6 +15,7 @@ the book's list, the student's list or the student's ``drop_stop``: the list and
 Deterministic: no thresholds.
 """
 
+import functools
 import string
 
 import numpy as np
@@ -84,14 +85,19 @@ def reference_stops(nltk) -> list[str]:
     return list(string.punctuation) + stopwords.words("english") + EXTRA_STOPS
 
 
-def reference_preprocess(nltk, raw_text, stops=None):
-    """The book's pipeline; ``stops``: another stop list than the book's (the student's)."""
+@functools.lru_cache(maxsize=4)
+def tokenised(raw_text: str) -> tuple[tuple[str, ...], ...]:
+    """The book's tokenisation (lower-case, sentences, words), once per text: tokenising
+    all of Alice takes a good part of a second and several checks need it."""
     from nltk.tokenize import sent_tokenize, word_tokenize
 
+    return tuple(tuple(word_tokenize(s)) for s in sent_tokenize(raw_text.lower()))
+
+
+def reference_preprocess(nltk, raw_text, stops=None):
+    """The book's pipeline; ``stops``: another stop list than the book's (the student's)."""
     stops = set(reference_stops(nltk) if stops is None else stops)
-    return [
-        [t for t in word_tokenize(s) if t not in stops] for s in sent_tokenize(raw_text.lower())
-    ]
+    return [[t for t in sentence if t not in stops] for sentence in tokenised(raw_text)]
 
 
 def student_stops(student, nltk) -> list[str]:
@@ -179,14 +185,12 @@ def accepted_preprocessings(student, nltk, raw_text, sentences=None):
     """What preprocess(raw_text) may return: the book's pipeline with the book's stop list,
     with the student's own stop list, or with the student's own drop_stop — so a mistake in
     stop_words or drop_stop (each graded by its own check) does not cost preprocess too."""
-    from nltk.tokenize import sent_tokenize, word_tokenize
-
     book = reference_preprocess(nltk, raw_text)[:sentences]
     options = [book, reference_preprocess(nltk, raw_text, student_stops(student, nltk))]
     options[1] = options[1][:sentences]
     try:
-        tokenised = [word_tokenize(s) for s in sent_tokenize(raw_text.lower())][:sentences]
-        options.append([student.drop_stop(tokens) for tokens in tokenised])
+        sentences_tokens = [list(tokens) for tokens in tokenised(raw_text)][:sentences]
+        options.append([student.drop_stop(tokens) for tokens in sentences_tokens])
     except dlgrade.SubmissionError:
         pass
     return book, options

@@ -166,7 +166,7 @@ def test_lookback_semantics_and_shapes(student, closes):
 )
 def test_model_architecture(submission, student):
     """The model is Reshape → Conv1D(5, 3) → SimpleRNN(32) → Dropout → Dense(1): 1,269 params."""
-    _, model, call = submission.build_model(student.build_model, unbuilt_shape=(None, 10))
+    model, call = submission.inspect_model(student.build_model, unbuilt_shape=(None, 10))
     models.expect_architecture(model, BOOK_MODEL, call, params=BOOK_PARAMS)
 
 
@@ -176,7 +176,7 @@ def test_model_architecture(submission, student):
 )
 def test_model_compile_settings(submission, student):
     """The model is compiled with MSE and adam."""
-    _, model, call = submission.build_model(student.build_model, unbuilt_shape=(None, 10))
+    model, call = submission.inspect_model(student.build_model, unbuilt_shape=(None, 10))
     models.expect_compiled(model, BOOK_COMPILE, call)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dlgrade import gradebook, migration, models, sandbox
+from dlgrade import gradebook, migration, models, profile, sandbox
 from dlgrade.errors import DataError, RubricError, RunnerError, SandboxError, SubmissionError
 from dlgrade.reports import console, json_report
 from dlgrade.roster import Roster, RosterError, Student
@@ -153,6 +153,7 @@ XDIST_SINGLE_SUBMISSION = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    profile.mark("pytest start-up")
     submission = config.getoption("submission")
     if (
         submission
@@ -317,6 +318,7 @@ def pytest_collection_modifyitems(
         if not state.submission_path.is_dir():
             raise pytest.UsageError(f"--submission {state.submission_path}: no such folder")
         state.active = True
+        profile.mark("collection")
         _start(state, config)
 
 
@@ -353,6 +355,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None and state.session is not None:
         state.session.close()
         state.session = None
+        profile.mark("worker closed")
+    if profile.PROFILE is not None and state is not None and state.active:
+        profile.PROFILE.write()
     if state is not None and state.progress is not None:
         state.progress.close()
 
@@ -420,6 +425,8 @@ def pytest_runtest_setup(item: pytest.Item):
     if run is not None:
         run.begin(_item_student(item), item)
     seed = check_seed(state.seed, check_id(item))
+    if profile.PROFILE is not None:
+        profile.PROFILE.check = check_id(item)
     random.seed(seed)
     try:
         import numpy as np
@@ -457,6 +464,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         item.stash[SETUP_SECONDS] = report.duration
     elif call.when == "call" or (call.when == "setup" and not report.passed):
         result = _grade(item, spec, call, report, state)
+        if profile.PROFILE is not None:
+            profile.PROFILE.check_done(result.id, result.duration_s)
+            profile.PROFILE.check = None
         state.results.append(result)
         state.by_nodeid[item.nodeid] = result
         if not result.passed:
@@ -553,6 +563,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     state = session.config.stash[STATE]
     if not state.active:
         return
+    profile.mark("checks done")
     if CLASS in session.config.stash:
         session.config.stash[CLASS].finish()
         return

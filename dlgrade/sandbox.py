@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import dlgrade
-from dlgrade import data, jail
+from dlgrade import data, jail, profile
 from dlgrade.errors import (
     CallTimeout,
     NotImplementedYet,
@@ -419,6 +419,7 @@ class _WorkerProcess:
         self._tasks_sampled = 0.0
         self.exit_code: int | None = None  # how it ended, before any kill of ours
         self.student_code = False  # whether it has imported a module of the submission
+        self.imported: set[str] = set()  # the submission's modules this worker has imported
 
     def find_worker(self) -> None:
         """The worker's pid as seen from here: in the jail, the one child of ``unshare``."""
@@ -689,6 +690,7 @@ class WorkerSession:
             raise SandboxError(f"{exc}\nwhat the worker said:\n{said}") from None
         self._proc.find_worker()
         self.start_seconds += time.monotonic() - began
+        profile.op("worker start", time.monotonic() - began)
         if self.preload:
             send_message(self._proc.req_w, {"op": "preload", "modules": list(self.preload)})
             self._proc.sent += 1
@@ -722,8 +724,11 @@ class WorkerSession:
         """Call ``module.function(*args, **kwargs)`` in the worker and return its value."""
         self.start()
         label = f"{module}.{function}()"
-        # Importing first, under its own limit, keeps TensorFlow's import out of the call's.
-        self._request({"op": "import", "module": module}, self.limits.import_timeout, label)
+        if module not in self._proc.imported:
+            # Importing first, under its own limit, keeps TensorFlow's import out of the
+            # call's; once a worker has the module, a call is one round trip.
+            self._request({"op": "import", "module": module}, self.limits.import_timeout, label)
+            self._proc.imported.add(module)
         request = {
             "op": "call",
             "module": module,
@@ -773,6 +778,15 @@ class WorkerSession:
         }
         return self._request(request, timeout or self.limits.call_timeout, f"the grader's {name}")
 
+    def release(self, handle: Handle) -> None:
+        """Let the worker drop the object behind ``handle`` (a handle of a worker that has
+        restarted since is gone already)."""
+        if self._proc is None or not self._proc.alive() or handle.generation != self.generation:
+            return
+        self._request(
+            {"op": "release", "handles": [handle.id]}, self.limits.call_timeout, "release"
+        )
+
     def take(self, handle: Handle, n: int, *, timeout=None) -> list:
         """The first ``n`` items of the iterable behind ``handle``, as data."""
         self.start()
@@ -804,6 +818,10 @@ class WorkerSession:
         if "/" in name or name.startswith(".") or source.parent != self.exchange_dir:
             raise SubmissionError(f"bad file name {name!r} from the worker", reason="protocol")
         target = self.trusted_dir / target_name
+        with profile.timed("copy file to trusted side"):
+            return self._copy_in(name, source, target, max_bytes)
+
+    def _copy_in(self, name: str, source: Path, target: Path, max_bytes: int) -> Path:
         try:
             fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
@@ -840,15 +858,20 @@ class WorkerSession:
 
     def _request(self, request: dict, timeout: float, label: str) -> Any:
         proc = self._proc
+        began_request = time.perf_counter()
         try:
             while proc.pending:
                 began = time.monotonic()
                 reply = self._answer(proc, self.limits.import_timeout, "loading TensorFlow")
                 proc.pending -= 1
-                self.preload_wait_seconds += time.monotonic() - began
+                waited = time.monotonic() - began
+                self.preload_wait_seconds += waited
                 seconds = (reply.get("value") or {}).get("__dict__", {}).get("seconds")
                 if isinstance(seconds, int | float):  # the worker's own word: statistics only
                     self.preload_seconds += float(seconds)
+                    profile.phase("worker TensorFlow import", float(seconds))
+                profile.op("wait for the worker's TensorFlow", waited)
+                began_request = time.perf_counter()
                 if not proc.pending:
                     # What the preload printed (TensorFlow's start-up) is not the student's:
                     # no student code has run in this worker before this point.
@@ -864,8 +887,13 @@ class WorkerSession:
         finally:
             self._codec.discard_written()
         proc.output.wait_for_mark(proc.sent)
+        seconds = reply.get("seconds")
+        profile.op(
+            str(request.get("op")),
+            time.perf_counter() - began_request,
+            float(seconds) if isinstance(seconds, int | float) else 0.0,
+        )
         if reply.get("ok") is True:
-            seconds = reply.get("seconds")
             if isinstance(seconds, int | float) and request.get("op") != "seed":
                 self.busy_seconds += float(seconds)  # the worker's own word: statistics only
             try:

@@ -60,6 +60,7 @@ class Submission:
         self.path = Path(path)
         self.session = session
         self.timeout: float | None = None  # set per check by the plugin
+        self._inspected: dict[tuple, Any] = {}  # inspect_model's results, per call
 
     def module(self, name: str) -> RemoteModule:
         return RemoteModule(self, name)
@@ -97,6 +98,33 @@ class Submission:
         call = f"{function._name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
         handle = expect.handle(function(**kwargs), call)
         return BuiltModel(handle, self.load_model(handle, unbuilt_shape=unbuilt_shape), call)
+
+    def inspect_model(self, function: RemoteFunction, /, *, unbuilt_shape=None, **kwargs: Any):
+        """The trusted copy of what ``function(**kwargs)`` builds, and the call, for checks
+        that only *look* at the model (architecture, compile settings, parameter counts).
+
+        The call is made once per submission and its result shared by every check that
+        inspects the same call: the copy is a snapshot taken right after the build, and the
+        handle is never handed out, so no check can train or change what another inspects.
+        A failure that is the student's (an exception, a wrong type, a timeout charged to
+        them) is shared the same way; anything else is not remembered.
+        """
+        __tracebackhide__ = True
+        from dlgrade.errors import SubmissionError
+
+        key = (function._module, function._name, repr(sorted(kwargs.items())), repr(unbuilt_shape))
+        if key not in self._inspected:
+            try:
+                built = self.build_model(function, unbuilt_shape=unbuilt_shape, **kwargs)
+            except SubmissionError as exc:
+                self._inspected[key] = exc
+                raise
+            self.session.release(built.handle)
+            self._inspected[key] = (built.model, built.call)
+        found = self._inspected[key]
+        if isinstance(found, BaseException):
+            raise found.with_traceback(None)
+        return found
 
     def load_model(self, handle: Handle, *, unbuilt_shape=None):
         """Export the model behind ``handle`` and load it here with ``safe_mode=True``.
