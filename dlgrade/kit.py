@@ -42,6 +42,7 @@ KIT = (
     Rule("pyproject.toml"),
     Rule("dlgrade/*.py"),
     Rule("dlgrade/reports/*.py"),
+    Rule("dlgrade/sandbox/*.py"),
     Rule("dlgrade/skeletons/*.py"),
     Rule("dlgrade/schema/*.json"),
     # public rubrics only: activity_1_01.py matches, activity_1_01_hidden.py cannot

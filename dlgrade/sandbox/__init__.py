@@ -1,0 +1,45 @@
+"""The worker process seen from the trusted side: start it, talk to it, kill it.
+
+- :mod:`~dlgrade.sandbox.limits`: the limits' numbers and messages, and how the worker is
+  isolated (the jail, or resource limits only);
+- :mod:`~dlgrade.sandbox.process`: one live worker process, its pipes and its output;
+- :mod:`~dlgrade.sandbox.folders`: the worker's folders (the scratch copy, home, exchange);
+- :mod:`~dlgrade.sandbox.session`: :class:`WorkerSession`, the request loop and the
+  diagnosis of a failed call, in one place.
+"""
+
+from dlgrade.sandbox.folders import copy_submission
+from dlgrade.sandbox.limits import (
+    CPU_LIMIT_MESSAGE,
+    DISK_LIMIT_MESSAGE,
+    FALLBACK_WARNING,
+    MEMORY_LIMIT_MESSAGE,
+    PROCESS_LIMIT_MESSAGE,
+    IsolationWarning,
+    Limits,
+    describe,
+    gib_option,
+    gpu_visible,
+    isolation_mode,
+)
+from dlgrade.sandbox.process import NATIVE_LOG_LINE, OutputCapture
+from dlgrade.sandbox.session import LIMIT_REASONS, WorkerSession
+
+__all__ = [
+    "CPU_LIMIT_MESSAGE",
+    "DISK_LIMIT_MESSAGE",
+    "FALLBACK_WARNING",
+    "LIMIT_REASONS",
+    "MEMORY_LIMIT_MESSAGE",
+    "NATIVE_LOG_LINE",
+    "PROCESS_LIMIT_MESSAGE",
+    "IsolationWarning",
+    "Limits",
+    "OutputCapture",
+    "WorkerSession",
+    "copy_submission",
+    "describe",
+    "gib_option",
+    "gpu_visible",
+    "isolation_mode",
+]

@@ -1,0 +1,318 @@
+"""One live worker process: how it is started, its pipes, its output, how it is killed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dlgrade
+from dlgrade import jail
+from dlgrade.errors import SandboxError
+from dlgrade.protocol import split_output_marks
+from dlgrade.sandbox.limits import TASKS_SAMPLE_SECONDS
+
+if TYPE_CHECKING:
+    from dlgrade.sandbox.session import WorkerSession
+
+#: How the worker starts: it runs this very ``dlgrade`` package, by path — not whichever one
+#: the interpreter's site-packages would find (an editable install may point at a checkout
+#: the jail hides, e.g. when the grader runs from a student kit).
+WORKER_BOOTSTRAP = """\
+import importlib.util, runpy, sys
+package = sys.argv.pop(1)
+spec = importlib.util.spec_from_file_location(
+    "dlgrade", package + "/__init__.py", submodule_search_locations=[package]
+)
+module = importlib.util.module_from_spec(spec)
+sys.modules["dlgrade"] = module
+spec.loader.exec_module(module)
+runpy.run_module("dlgrade.worker", run_name="__main__", alter_sys=True)
+"""
+
+
+#: a line of TensorFlow's native (C++) logging, not the student's output
+NATIVE_LOG_LINE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+    r"STDERR$|[IWEF]\d{4} [\d:.]+ +\d+ [\w./-]+\.(cc|h):\d+\] )"
+)
+
+
+class OutputCapture:
+    """Drains the worker's merged stdout/stderr so it can never block, keeping a bounded part.
+
+    A *window* is the output of one check: its first ``keep`` bytes are kept, the rest only
+    counted. The log file keeps the first ``log_keep`` bytes of the whole worker's output.
+    """
+
+    TAIL_BYTES = 4096
+
+    def __init__(self, fd: int, log_path: Path, keep: int, log_keep: int, flood: int):
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._keep = keep
+        self._flood = flood
+        self._window = bytearray()
+        self._window_total = 0
+        self.flooded = False
+        self._marked = 0
+        self._marked_event = threading.Condition(self._lock)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._log = os.fdopen(fd, "ab")  # closed by the reader thread
+        self._log_left = log_keep
+        self._tail = b""  # the last bytes, to recognise how a dead worker died
+        self._thread = threading.Thread(target=self._drain, name="dlgrade-output", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        tail = b""
+        try:
+            while True:
+                chunk = os.read(self._fd, 65536)
+                if not chunk:
+                    break
+                chunk, mark, tail = split_output_marks(tail + chunk)
+                with self._lock:
+                    if mark is not None:
+                        self._marked = max(self._marked, mark)
+                        self._marked_event.notify_all()
+                    self._window_total += len(chunk)
+                    room = self._keep - len(self._window)
+                    if room > 0:
+                        self._window += chunk[:room]
+                    if self._window_total > self._flood:
+                        self.flooded = True
+                    self._tail = (self._tail + chunk)[-self.TAIL_BYTES :]
+                if self._log_left > 0:
+                    self._log.write(chunk[: self._log_left])
+                    self._log_left -= len(chunk)
+        finally:
+            os.close(self._fd)
+            self._log.close()
+            with self._lock:
+                self._marked = 2**62  # nothing more will come
+                self._marked_event.notify_all()
+
+    def wait_for_mark(self, number: int, timeout: float = 1.0) -> None:
+        """Wait until the output printed before reply ``number`` has been read."""
+        with self._lock:
+            self._marked_event.wait_for(lambda: self._marked >= number, timeout)
+
+    def start_window(self) -> None:
+        with self._lock:
+            self._window = bytearray()
+            self._window_total = 0
+            self.flooded = False
+
+    def window_text(self) -> str:
+        """The check's output as the student should see it: what their code printed.
+
+        TensorFlow's own native log lines (absl's start-up notice, ``I0000 … port.cc:153]
+        oneDNN custom operations are on``…) are not the student's and are left out here;
+        the worker's log keeps everything.
+        """
+        with self._lock:
+            text = self._window.decode("utf-8", errors="replace")
+            dropped = self._window_total - len(self._window)
+        text = "".join(
+            line for line in text.splitlines(keepends=True) if not NATIVE_LOG_LINE.match(line)
+        )
+        if dropped > 0:
+            text += f"\n[... {dropped:,} more bytes of output not shown]"
+        return text
+
+    def tail(self) -> str:
+        with self._lock:
+            return self._tail.decode("utf-8", errors="replace")
+
+    def join(self, timeout: float = 2.0) -> None:
+        self._thread.join(timeout)
+
+
+class WorkerProcess:
+    """One live worker process and its three pipes.
+
+    In the jail (``namespaces``) the process started is ``unshare``; the worker is its child
+    and PID 1 of a new PID namespace, so killing it kills everything the submission started.
+    """
+
+    def __init__(self, session: WorkerSession, generation: int):
+        self.generation = generation
+        self.mode = session.mode
+        req_r, self.req_w = os.pipe()
+        self.rep_r, rep_w = os.pipe()
+        out_r, out_w = os.pipe()
+        command = [
+            sys.executable,
+            "-P",  # the submission's folder must not shadow numpy, json...
+            "-s",
+            "-B",
+            "-c",
+            WORKER_BOOTSTRAP,
+            str(Path(dlgrade.__file__).resolve().parent),
+            str(req_r),
+            str(rep_w),
+            str(session.exchange_dir),
+        ]
+        # In the jail, unshare's and the jail's own messages go to a log of ours; the jail
+        # hands the worker the output pipe as its stdout and stderr just before exec.
+        self.jail_log = session.root / "jail.log"
+        own_output, pass_fds = out_w, (req_r, rep_w)
+        if self.mode == "namespaces":
+            config = session.jail_config(command, output_fd=out_w)
+            command = jail.unshare_command(config, network=session.limits.network)
+            own_output = os.open(self.jail_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            pass_fds = (req_r, rep_w, out_w)
+        else:
+            command.append(json.dumps(dataclasses.asdict(session.limits.rlimits())))
+        try:
+            self.proc = subprocess.Popen(
+                jail.die_with_grader(command),
+                cwd=session.scratch_dir,
+                env=session.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=own_output,
+                stderr=own_output,
+                pass_fds=pass_fds,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            for fd in {req_r, self.req_w, self.rep_r, rep_w, out_r, out_w, own_output}:
+                os.close(fd)
+            raise SandboxError(f"could not start the worker ({command[0]}): {exc}") from None
+        for fd in {req_r, rep_w, out_w, own_output}:
+            os.close(fd)
+        self.output = OutputCapture(
+            out_r,
+            session.root / "worker-output.log",
+            keep=session.limits.output_keep_bytes,
+            log_keep=session.limits.log_keep_bytes,
+            flood=session.limits.output_limit_bytes,
+        )
+        self.pending = 0  # replies owed for requests sent without waiting (preload)
+        self.sent = 0  # requests sent; the worker marks its output after each
+        self.worker_pid: int | None = None if self.mode == "namespaces" else self.proc.pid
+        self.cpu_seconds = 0.0  # the worker process's CPU time, last sampled
+        self.peak_bytes = 0  # its peak address space, last sampled
+        # processes and threads of the worker's uid (what RLIMIT_NPROC counts), at most: a
+        # submission that fills the limit with children makes TensorFlow die in native code
+        # (SIGSEGV, SIGABRT) when it cannot start a thread, and only this count tells why
+        self.uid = session._uid.uid if session._uid is not None else None
+        self.peak_tasks = 0
+        self._tasks_sampled = 0.0
+        self.exit_code: int | None = None  # how it ended, before any kill of ours
+        self.student_code = False  # whether it has imported a module of the submission
+        self.imported: set[str] = set()  # the submission's modules this worker has imported
+
+    def find_worker(self) -> None:
+        """The worker's pid as seen from here: in the jail, the one child of ``unshare``."""
+        if self.worker_pid is not None:
+            return
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return
+        if children.split():
+            self.worker_pid = int(children.split()[0])
+
+    def sample(self) -> None:
+        """Read the worker's CPU time and peak address space (to tell how it died)."""
+        if self.worker_pid is None:
+            return
+        try:
+            fields = Path(f"/proc/{self.worker_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{self.worker_pid}/status").read_text()
+        except (OSError, IndexError):
+            return
+        self.cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for line in status.splitlines():
+            if line.startswith("VmPeak:"):
+                self.peak_bytes = max(self.peak_bytes, int(line.split()[1]) * 1024)
+        now = time.monotonic()
+        if self.uid is not None and now - self._tasks_sampled >= TASKS_SAMPLE_SECONDS:
+            self._tasks_sampled = now
+            self.peak_tasks = max(self.peak_tasks, jail.count_tasks(self.uid))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker and everything it started, and wait until they are gone."""
+        if self.exit_code is None:
+            self.exit_code = self.proc.poll()
+        if self.worker_pid is not None and self.mode == "namespaces":
+            # PID 1 of the namespace: the kernel kills every other process in it.
+            try:
+                os.kill(self.worker_pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if self.worker_pid is not None and self.mode == "namespaces":
+            _wait_gone(self.worker_pid, timeout=10)
+        for fd in (self.req_w, self.rep_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.output.join()
+
+    def returncode(self) -> int | None:
+        """How the worker ended (negative: the signal), before any kill of ours."""
+        code = self.exit_code if self.exit_code is not None else self.proc.returncode
+        # util-linux's unshare cannot re-raise a child's SIGKILL on itself: it says so and
+        # exits with 1.
+        if self.mode == "namespaces" and code == 1 and UNSHARE_SIGKILL in self.jail_messages():
+            return -signal.SIGKILL
+        return code
+
+    def jail_messages(self) -> str:
+        """What unshare and the jail said (empty outside the jail)."""
+        try:
+            return self.jail_log.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def describe_exit(self) -> str:
+        code = self.returncode()
+        if code is None:
+            return "stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with code {code}"
+
+
+#: what util-linux's unshare says when its child died of SIGKILL (it then exits with 1)
+UNSHARE_SIGKILL = "sigprocmask unblock failed"
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait until ``pid`` has exited (a zombie counts: its namespace is already empty)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)

@@ -1,0 +1,557 @@
+"""The worker seen from the trusted side: the request loop, and why a call failed.
+
+One :class:`WorkerSession` per submission per grading session. It owns the worker's
+folders (:mod:`dlgrade.sandbox.folders`) and at most one live worker process
+(:mod:`dlgrade.sandbox.process`), started again after a crash or a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import dlgrade
+from dlgrade import data, jail, profile
+from dlgrade.errors import (
+    CallTimeout,
+    NotImplementedYet,
+    SandboxError,
+    SubmissionError,
+    WorkerCrashed,
+)
+from dlgrade.protocol import (
+    ChannelClosed,
+    ChannelTimeout,
+    Codec,
+    Handle,
+    ProtocolError,
+    recv_message,
+    send_message,
+)
+from dlgrade.sandbox.folders import (
+    DISK_CHECK_SECONDS,
+    MAX_MODEL_BYTES,
+    WorkerFolders,
+    _python_paths,
+)
+from dlgrade.sandbox.limits import (
+    CPU_LIMIT_MESSAGE,
+    DISK_LIMIT_MESSAGE,
+    MEMORY_LIMIT_MESSAGE,
+    PROCESS_COUNT_MESSAGE,
+    PROCESS_LIMIT_MESSAGE,
+    PROCESS_LIMIT_SHARE,
+    WORKER_BROKEN_MESSAGE,
+    Limits,
+    _gib,
+    isolation_mode,
+)
+from dlgrade.sandbox.process import OutputCapture, WorkerProcess
+
+PASSED_ENV = (
+    "DLGRADE_DATA_DIR",
+    "DLGRADE_CACHE_DIR",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "KERAS_BACKEND",
+)
+
+
+class WorkerSession:
+    """The trusted side's handle on one submission's worker, restarted as needed."""
+
+    def __init__(
+        self,
+        submission_dir: Path,
+        limits: Limits | None = None,
+        preload=(),
+        datasets=(),
+        *,
+        hidden: Iterable[Path] = (),
+        isolation: str | None = None,
+    ):
+        """``hidden``: folders the worker must not see besides the defaults (the rubric
+        folders, the results folder); ``isolation``: force ``"namespaces"`` or ``"rlimits"``.
+        """
+        self.submission_dir = Path(submission_dir).resolve()
+        if not self.submission_dir.is_dir():
+            raise SandboxError(f"submission folder {submission_dir} does not exist")
+        self.limits = limits or Limits()
+        self.preload = tuple(preload)
+        self.datasets = tuple(datasets)
+        self.mode = isolation_mode(isolation)
+        self.hidden = [Path(p) for p in hidden]
+        self._uid: jail.UidLease | None = None
+        if self.mode == "namespaces":
+            try:
+                self._uid = jail.UidLease()
+            except OSError as exc:
+                raise SandboxError(f"no unprivileged uid for the worker: {exc}") from None
+        owner = (self._uid.uid, self._uid.gid) if self._uid is not None else None
+        self.folders = WorkerFolders(self.submission_dir, self.datasets, owner)
+        self.root = self.folders.root
+        self.scratch_dir = self.folders.scratch_dir
+        self.exchange_dir = self.folders.exchange_dir
+        self.home_dir = self.folders.home_dir
+        self.trusted_dir = self.folders.trusted_dir
+        self.generation = 0
+        self.starts = 0
+        self.start_seconds = 0.0  # spawning workers until they answer
+        self.preload_seconds = 0.0  # importing PRELOAD modules, as the worker timed it
+        self.preload_wait_seconds = 0.0  # of which the trusted side spent waiting
+        self.busy_seconds = 0.0  # inside the submission's calls, as the worker timed them
+        self._proc: WorkerProcess | None = None
+        self._codec = Codec(self.exchange_dir, side="r")
+        self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
+        self._disk_checked = 0.0
+
+    @property
+    def keras_home(self) -> Path:
+        """The worker's KERAS_HOME (the Keras data it reads)."""
+        return self.folders.keras_home
+
+    def jail_config(self, worker_command: list[str], output_fd: int) -> jail.Config:
+        """What the jail hides, keeps and limits for this session's worker."""
+        package = Path(dlgrade.__file__).resolve().parent
+        keep = {Path(os.path.realpath(p)) for p in _python_paths()} | {package}
+        read_only = [p for p in (data.mirror_dir(), data.cache_dir()) if p and p.is_dir()]
+        read_only = [Path(os.path.realpath(p)) for p in read_only]
+        hide = [*self.hidden, self.submission_dir.parent, Path.home()]
+        repository = package.parent
+        if any((repository / marker).exists() for marker in ("checks", ".git", "pyproject.toml")):
+            hide.append(repository)  # rubrics, references, mutants, history: all of it
+        keep_all = sorted(keep | set(read_only) | {self.root})
+        return jail.Config(
+            argv=worker_command,
+            cwd=str(self.scratch_dir),
+            uid=self._uid.uid,
+            gid=self._uid.gid,
+            rlimits=self.limits.rlimits(),
+            hide=jail.plan_hidden(hide, keep_all),
+            keep=sorted(str(p) for p in keep),
+            writable=[str(self.root)],
+            read_only=[str(p) for p in read_only],
+            output_fd=output_fd,
+        )
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.home_dir),
+            "TMPDIR": str(self.home_dir),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "MPLBACKEND": "Agg",
+            "KERAS_HOME": str(self.home_dir / ".keras"),
+            # glibc reserves 64 MiB of address space per thread arena: with TensorFlow's
+            # threads that alone would eat the memory limit on a many-core machine.
+            "MALLOC_ARENA_MAX": "2",
+            "USER": "student",  # the worker's uid has no passwd entry to look it up in
+            "LOGNAME": "student",
+        }
+        env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
+        # the worker's working folder is its scratch copy: a relative mirror or cache
+        # (DLGRADE_DATA_DIR=../shared/data) must reach it as the folder it names here
+        if "DLGRADE_DATA_DIR" in env:
+            env["DLGRADE_DATA_DIR"] = str(data.mirror_dir())
+        if "DLGRADE_CACHE_DIR" in env:
+            env["DLGRADE_CACHE_DIR"] = str(data.cache_dir())
+        nltk_data = data.nltk_data_dir()
+        if nltk_data is not None:
+            env["NLTK_DATA"] = str(nltk_data)
+        return env
+
+    def start(self) -> None:
+        """Start the worker if none is alive, and send the preload without waiting for it."""
+        if self._proc is not None and self._proc.alive():
+            return
+        if self._proc is not None:
+            self._proc.kill()
+        if self._reset_folders:
+            self.folders.prepare()
+            self._reset_folders = False
+        self.generation += 1
+        self.starts += 1
+        began = time.monotonic()
+        self._proc = WorkerProcess(self, self.generation)
+        self._codec.generation = self.generation
+        try:
+            self._request({"op": "hello"}, self.limits.start_timeout, label="worker start-up")
+        except SubmissionError as exc:
+            # No student code has run yet: a worker that cannot say hello is our failure.
+            self._proc.kill()
+            said = self._proc.jail_messages() + self._proc.output.tail()
+            raise SandboxError(f"{exc}\nwhat the worker said:\n{said}") from None
+        self._proc.find_worker()
+        self.start_seconds += time.monotonic() - began
+        profile.op("worker start", time.monotonic() - began)
+        if self.preload:
+            send_message(self._proc.req_w, {"op": "preload", "modules": list(self.preload)})
+            self._proc.sent += 1
+            self._proc.pending += 1
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc = None
+        self.folders.remove()
+        if self._uid is not None:
+            self._uid.release()
+            self._uid = None
+
+    @property
+    def output(self) -> OutputCapture | None:
+        return self._proc.output if self._proc is not None else None
+
+    def start_check(self, seed: int) -> None:
+        """Reset the output window and seed the worker's random generators for one check."""
+        self.start()
+        self._proc.output.start_window()
+        self._request({"op": "seed", "seed": seed}, self.limits.import_timeout, label="seeding")
+
+    def check_output(self) -> str:
+        return self._proc.output.window_text() if self._proc is not None else ""
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def call(self, module: str, function: str, args=(), kwargs=None, *, timeout=None) -> Any:
+        """Call ``module.function(*args, **kwargs)`` in the worker and return its value."""
+        self.start()
+        label = f"{module}.{function}()"
+        if module not in self._proc.imported:
+            # Importing first, under its own limit, keeps TensorFlow's import out of the
+            # call's; once a worker has the module, a call is one round trip.
+            self._request({"op": "import", "module": module}, self.limits.import_timeout, label)
+            self._proc.imported.add(module)
+        request = {
+            "op": "call",
+            "module": module,
+            "function": function,
+            "args": self._encode(list(args)),
+            "kwargs": self._encode(dict(kwargs or {})),
+        }
+        return self._request(request, timeout or self.limits.call_timeout, label)
+
+    def call_method(self, handle: Handle, method: str, args=(), kwargs=None, *, timeout=None):
+        self.start()
+        self._check_handle(handle)
+        request = {
+            "op": "call_method",
+            "handle": handle.id,
+            "method": method,
+            "args": self._encode(list(args)),
+            "kwargs": self._encode(dict(kwargs or {})),
+        }
+        label = f"{handle.type_name.rsplit('.', 1)[-1]}.{method}()"
+        return self._request(request, timeout or self.limits.call_timeout, label)
+
+    def export_model(self, handle: Handle, *, timeout=None, unbuilt_shape=None) -> Path:
+        """Have the worker save a model handle as ``.keras``; return the trusted copy's path.
+
+        ``unbuilt_shape`` (e.g. ``(None, 100)``): build a model Keras left unbuilt with this
+        input shape first; without it, an unbuilt model fails with the fix for the student.
+        """
+        self.start()
+        self._check_handle(handle)
+        request = {"op": "export_model", "handle": handle.id}
+        if unbuilt_shape is not None:
+            request["unbuilt_shape"] = list(unbuilt_shape)
+        name = self._request(request, timeout or self.limits.call_timeout, "saving the model")
+        if not isinstance(name, str):
+            raise WorkerCrashed("the worker named a bad model file", reason="protocol")
+        return self.take_file(name, f"model-{handle.generation}-{handle.id}.keras")
+
+    def feed(self, name: str, args=(), kwargs=None, *, timeout=None) -> Any:
+        """Build one of the grader's inputs in the worker (:mod:`dlgrade.feeds`)."""
+        self.start()
+        request = {
+            "op": "feed",
+            "name": name,
+            "args": self._encode(list(args)),
+            "kwargs": self._encode(dict(kwargs or {})),
+        }
+        return self._request(request, timeout or self.limits.call_timeout, f"the grader's {name}")
+
+    def release(self, handle: Handle) -> None:
+        """Let the worker drop the object behind ``handle`` (a handle of a worker that has
+        restarted since is gone already)."""
+        if self._proc is None or not self._proc.alive() or handle.generation != self.generation:
+            return
+        self._request(
+            {"op": "release", "handles": [handle.id]}, self.limits.call_timeout, "release"
+        )
+
+    def take(self, handle: Handle, n: int, *, timeout=None) -> list:
+        """The first ``n`` items of the iterable behind ``handle``, as data."""
+        self.start()
+        self._check_handle(handle)
+        request = {"op": "take", "handle": handle.id, "n": int(n)}
+        items = self._request(request, timeout or self.limits.call_timeout, "iterating")
+        if not isinstance(items, list):
+            raise SubmissionError(
+                "the worker answered something else than items", reason="protocol"
+            )
+        return items
+
+    def attributes(self, handle: Handle, names: list[str], *, timeout=None) -> dict:
+        """Read attributes (``"window"``, ``"wv.vector_size"``) of the object behind a handle."""
+        self.start()
+        self._check_handle(handle)
+        request = {"op": "attributes", "handle": handle.id, "names": list(names)}
+        values = self._request(request, timeout or self.limits.call_timeout, "reading attributes")
+        if not isinstance(values, dict) or set(values) != set(names):
+            raise SubmissionError("the worker answered other attributes", reason="protocol")
+        return values
+
+    def take_file(self, name: str, target_name: str, max_bytes: int = MAX_MODEL_BYTES) -> Path:
+        """Move a file the worker wrote in the exchange folder to the trusted folder, safely.
+
+        Regular files only (no links, FIFOs or devices), at most ``max_bytes``.
+        """
+        source = self.exchange_dir / name
+        if "/" in name or name.startswith(".") or source.parent != self.exchange_dir:
+            raise SubmissionError(f"bad file name {name!r} from the worker", reason="protocol")
+        target = self.trusted_dir / target_name
+        with profile.timed("copy file to trusted side"):
+            return self._copy_in(name, source, target, max_bytes)
+
+    def _copy_in(self, name: str, source: Path, target: Path, max_bytes: int) -> Path:
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise SubmissionError(
+                f"the file {name} could not be read: {exc.strerror}", reason="export_failed"
+            ) from None
+        with os.fdopen(fd, "rb") as src:
+            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                raise SubmissionError(f"{name} is not a regular file", reason="protocol")
+            with open(target, "wb") as dst:
+                copied = 0
+                while chunk := src.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > max_bytes:
+                        raise SubmissionError(
+                            f"{name} is larger than {max_bytes // 2**20} MiB",
+                            reason="file_too_large",
+                        )
+                    dst.write(chunk)
+        source.unlink(missing_ok=True)
+        return target
+
+    def _check_handle(self, handle: Handle) -> None:
+        if not isinstance(handle, Handle):
+            raise TypeError(f"expected a Handle, got {type(handle).__name__}")
+        if handle.generation != self.generation:
+            raise WorkerCrashed(
+                f"{handle!r} was lost when the worker restarted after an earlier failure",
+                reason="stale_handle",
+            )
+
+    def _encode(self, value: Any) -> Any:
+        return self._codec.encode(value)
+
+    def _request(self, request: dict, timeout: float, label: str) -> Any:
+        proc = self._proc
+        began_request = time.perf_counter()
+        try:
+            while proc.pending:
+                began = time.monotonic()
+                reply = self._answer(proc, self.limits.import_timeout, "loading TensorFlow")
+                proc.pending -= 1
+                waited = time.monotonic() - began
+                self.preload_wait_seconds += waited
+                seconds = (reply.get("value") or {}).get("__dict__", {}).get("seconds")
+                if isinstance(seconds, int | float):  # the worker's own word: statistics only
+                    self.preload_seconds += float(seconds)
+                    profile.phase("worker TensorFlow import", float(seconds))
+                profile.op("wait for the worker's TensorFlow", waited)
+                began_request = time.perf_counter()
+                if not proc.pending:
+                    # What the preload printed (TensorFlow's start-up) is not the student's:
+                    # no student code has run in this worker before this point.
+                    proc.output.wait_for_mark(proc.sent)
+                    proc.output.start_window()
+            send_message(proc.req_w, request)
+            proc.sent += 1
+            proc.student_code = proc.student_code or request.get("op") == "import"
+        except OSError:  # broken pipe: the worker is gone
+            self._died(proc, label)
+        try:
+            reply = self._answer(proc, timeout, label)
+        finally:
+            self._codec.discard_written()
+        proc.output.wait_for_mark(proc.sent)
+        seconds = reply.get("seconds")
+        profile.op(
+            str(request.get("op")),
+            time.perf_counter() - began_request,
+            float(seconds) if isinstance(seconds, int | float) else 0.0,
+        )
+        if reply.get("ok") is True:
+            if isinstance(seconds, int | float) and request.get("op") != "seed":
+                self.busy_seconds += float(seconds)  # the worker's own word: statistics only
+            try:
+                return self._codec.decode(reply.get("value"))
+            except ProtocolError as exc:
+                raise SubmissionError(
+                    f"{label} returned a value that cannot be graded: {exc}", reason="bad_value"
+                ) from None
+        error = reply.get("error")
+        kind = error.get("kind") if isinstance(error, dict) else None
+        if kind == "harness" and proc.student_code:
+            # Once student code ran in it, a failing worker may be one the student broke
+            # (patched builtins, closed streams): never an internal error of ours.
+            proc.kill()
+            raise WorkerCrashed(
+                WORKER_BROKEN_MESSAGE.format(label=label, error=str(error.get("message"))[:500]),
+                reason="worker_broken",
+            )
+        tasks = jail.count_tasks(proc.uid) if proc.uid is not None else 0
+        if kind in ("student_exception", "import_error") and (
+            tasks >= PROCESS_LIMIT_SHARE * self.limits.max_processes
+        ):
+            # Whatever the code raised (a library that could not start its threads says
+            # anything, even KeyboardInterrupt), it raised it with the process limit full.
+            kind = "process_limit"
+        if kind in LIMIT_REASONS:
+            # Out of memory, processes or disk: start the next check in a fresh worker.
+            proc.kill()
+            raise self._over_limit(
+                kind, label, str(error.get("traceback", ""))[:20000], tasks=tasks
+            )
+        raise _failure(error, label)
+
+    def _answer(self, proc: WorkerProcess, timeout: float, label: str) -> dict:
+        """Wait for one reply, watching for death, output floods and the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if proc.output.flooded:
+                proc.kill()
+                raise WorkerCrashed(
+                    f"{label} printed more than {self.limits.output_limit_bytes // 2**20} MiB; "
+                    "the worker was stopped. Remove or shorten the prints in your code.",
+                    reason="output_limit",
+                )
+            if now >= deadline:
+                proc.kill()
+                raise CallTimeout(
+                    f"{label} did not finish within {timeout:g} s and was stopped. Look for "
+                    "an infinite loop, or training far longer than the check asked for.",
+                    reason="timeout",
+                )
+            proc.sample()
+            if now - self._disk_checked >= DISK_CHECK_SECONDS:
+                self._disk_checked = now
+                if self.folders.disk_used() > self.limits.disk_bytes:
+                    proc.kill()
+                    raise self._over_limit("disk_limit", label)
+            ready, _, _ = select.select([proc.rep_r], [], [], min(0.2, deadline - now))
+            if ready:
+                try:
+                    return recv_message(proc.rep_r, deadline=time.monotonic() + 30)
+                except ChannelClosed:
+                    self._died(proc, label)
+                except (ChannelTimeout, ProtocolError) as exc:
+                    proc.kill()
+                    raise WorkerCrashed(
+                        f"the worker sent a broken reply to {label} ({exc or 'incomplete'}); "
+                        "something in your code wrote to the grader's channel",
+                        reason="protocol",
+                    ) from None
+            elif not proc.alive():
+                self._died(proc, label)
+
+    def _died(self, proc: WorkerProcess, label: str):
+        try:  # in the jail, unshare passes on the worker's exit a moment later
+            proc.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        proc.kill()
+        limit = self._limit_that_killed(proc)
+        if limit is not None:
+            raise self._over_limit(limit, label, tasks=proc.peak_tasks)
+        how = proc.describe_exit()
+        raise WorkerCrashed(
+            f"the worker process {how} during {label}. Something in your code ended the "
+            "Python process (os._exit, a signal, a crash in native code or running out of "
+            "memory).",
+            reason="worker_died",
+        )
+
+    def _limit_that_killed(self, proc: WorkerProcess) -> str | None:
+        """Which limit, if any, explains the worker's death (the kernel does not say)."""
+        code = proc.returncode()
+        signum = -code if code is not None and code < 0 else None
+        tail = proc.output.tail()
+        if signum == signal.SIGXCPU:
+            return "cpu_limit"
+        if signum == signal.SIGXFSZ:
+            return "disk_limit"
+        # Past the hard CPU limit (or as a namespace's PID 1, which ignores SIGXCPU).
+        cores = os.cpu_count() or 1
+        if signum == signal.SIGKILL and proc.cpu_seconds >= self.limits.cpu_seconds - cores:
+            return "cpu_limit"
+        if any(words in tail for words in _PROCESS_LIMIT_WORDS):
+            return "process_limit"
+        if proc.peak_tasks >= PROCESS_LIMIT_SHARE * self.limits.max_processes:
+            return "process_limit"
+        if signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS) and (
+            proc.peak_bytes >= 0.9 * self.limits.memory_bytes
+            or any(words in tail for words in _MEMORY_WORDS)
+        ):
+            return "memory_limit"
+        return None
+
+    def _over_limit(
+        self, reason: str, label: str, student_traceback: str = "", *, tasks: int = 0
+    ) -> WorkerCrashed:
+        limits = self.limits
+        if reason == "memory_limit":
+            message = MEMORY_LIMIT_MESSAGE.format(gib=_gib(limits.memory_bytes), label=label)
+        elif reason == "cpu_limit":
+            message = CPU_LIMIT_MESSAGE.format(seconds=limits.cpu_seconds, label=label)
+            return CallTimeout(message, reason=reason)
+        elif reason == "process_limit":
+            message = PROCESS_LIMIT_MESSAGE.format(count=limits.max_processes, label=label)
+            if tasks:
+                message += PROCESS_COUNT_MESSAGE.format(tasks=tasks)
+        else:
+            self._reset_folders = True
+            message = DISK_LIMIT_MESSAGE.format(
+                label=label, file_gib=_gib(limits.file_bytes), disk_gib=_gib(limits.disk_bytes)
+            )
+        return WorkerCrashed(message, reason=reason, student_traceback=student_traceback)
+
+
+#: failures the worker reports when a resource limit stopped the student's code
+LIMIT_REASONS = ("memory_limit", "process_limit", "disk_limit")
+_MEMORY_WORDS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+_PROCESS_LIMIT_WORDS = ("can't start new thread", "pthread_create failed", "Resource temporarily")
+
+
+def _failure(error: Any, label: str) -> Exception:
+    if not isinstance(error, dict):
+        return WorkerCrashed(f"the worker sent a malformed error for {label}", reason="protocol")
+    kind = str(error.get("kind", "harness"))
+    message = str(error.get("message", ""))[:4000]
+    tb = str(error.get("traceback", ""))[:20000]
+    if kind == "not_implemented":
+        return NotImplementedYet(message, reason="not_implemented")
+    if kind == "harness":
+        return SandboxError(f"the worker failed on {label}: {message}\n{tb}")
+    return SubmissionError(message, reason=kind, student_traceback=tb)
