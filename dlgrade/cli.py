@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from dlgrade.roster import Student
-from dlgrade.rubric import ACTIVITIES, TIERS, Score
+from dlgrade.rubric import ACTIVITIES, GRADER_FAULTS, REGRADE_REASONS, TIERS, Score
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -597,7 +597,7 @@ def run_grade(args: argparse.Namespace) -> int:
     if pytest_code == 2:
         print("dlgrade grade: interrupted; run the same command again to finish the class.")
         return 130
-    if any(c["reason"] in ("rubric_error", "harness_error") for r in records for c in r.checks):
+    if any(c["reason"] in GRADER_FAULTS for r in records for c in r.checks):
         return EXIT_INTERNAL
     if any(r.status != gradebook.GRADED for r in records):
         return EXIT_FAILED
@@ -618,7 +618,7 @@ def _finished(out: Path, student) -> bool:
     return (
         record.status == gradebook.GRADED
         and record.key == student.key
-        and not any(c["reason"] == "harness_error" for c in record.checks)
+        and not any(c["reason"] in REGRADE_REASONS for c in record.checks)
     )
 
 

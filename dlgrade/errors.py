@@ -40,6 +40,16 @@ class WorkerCrashed(SubmissionError):
     outcome = "crash"
 
 
+class MachineBusy(DlgradeError):
+    """The machine held a call back so long that it could not be graded fairly.
+
+    The grader's problem, never the student's: the check is recorded ``machine_busy`` and
+    graded again by the next run (see :mod:`dlgrade.sandbox.clock`).
+    """
+
+    reason = "machine_busy"
+
+
 class RubricError(DlgradeError):
     """A rubric file or check is wrong: our bug, never the student's."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dlgrade.errors import DlgradeError
+from dlgrade.rubric import GRADER_FAULTS
 
 #: a student's run ended normally: every check produced a result
 GRADED = "graded"
@@ -103,7 +104,7 @@ class StudentRecord:
             for c in self.abnormal()
         )
         parts += [f"{what} ×{n}" if n > 1 else what for what, n in sorted(counts.items())]
-        internal = [c for c in self.checks if c["reason"] in ("rubric_error", "harness_error")]
+        internal = [c for c in self.checks if c["reason"] in GRADER_FAULTS]
         if internal:
             parts.append(f"grader error in {len(internal)} check(s): regrade after the fix")
         return "; ".join(parts)

@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from dlgrade import gradebook, migration, models, profile, sandbox
-from dlgrade.errors import DataError, RubricError, RunnerError, SandboxError, SubmissionError
+from dlgrade.errors import (
+    DataError,
+    MachineBusy,
+    RubricError,
+    RunnerError,
+    SandboxError,
+    SubmissionError,
+)
 from dlgrade.reports import console, json_report
 from dlgrade.roster import Roster, RosterError, Student
 from dlgrade.rubric import (
@@ -531,6 +538,8 @@ def classify(excinfo, spec: CheckSpec) -> tuple[str, str, str]:
         return "fail", "check_failed", (str(exc) or "the check's assertion failed") + fix
     if isinstance(exc, DataError):
         return "error", "data_missing", str(exc)
+    if isinstance(exc, MachineBusy):
+        return "error", MachineBusy.reason, str(exc)
     if isinstance(exc, RunnerError):
         return "error", "runner", str(exc)
     if isinstance(exc, SandboxError):

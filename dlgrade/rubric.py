@@ -31,6 +31,11 @@ DEFAULT_TIMEOUTS = {"quick": 60.0, "standard": 300.0, "full": 3600.0}
 
 CHECK_ATTRIBUTE = "__dlgrade_check__"
 
+#: reasons that are the grader's fault, never the student's: the score is not a fair grade
+GRADER_FAULTS = ("rubric_error", "harness_error", "machine_busy")
+#: of those, what the next run of the same rubric grades again (a rubric error would repeat)
+REGRADE_REASONS = ("harness_error", "machine_busy")
+
 
 def tier_includes(selected: str, tier: str) -> bool:
     """Tiers nest: ``standard`` runs the quick checks too, ``full`` runs everything."""
@@ -136,7 +141,7 @@ class CheckResult:
 
     @property
     def is_internal_error(self) -> bool:
-        return self.reason in ("rubric_error", "harness_error")
+        return self.reason in GRADER_FAULTS
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

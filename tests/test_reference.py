@@ -60,3 +60,19 @@ def test_full_tier_checks_that_need_a_gpu_stop_as_a_runner_problem_without_one()
     assert classify(raised, spec)[:2] == ("error", "runner")
     for rubric in ("activity_3_02.py", "activity_7_01.py"):
         assert "models.require_gpu(" in (REPO / "checks" / rubric).read_text()
+
+
+def test_reference_graded_on_a_busy_machine_scores_full_marks(grade, tmp_path):
+    """Three CPU-bound programs per core (each in its own session, as other programs are)
+    while 1.01 is graded with a 6 s limit per call: its longest call (1,000 optimizer steps,
+    about 3.5 s on a quiet machine) takes longer than 6 s of wall time, which a wall clock
+    would charge as a timeout; the fair clock counts what the worker got."""
+    from tests.test_clock import busy_machine
+
+    submission = tmp_path / "reference"
+    shutil.copytree(REFERENCE, submission)
+    with busy_machine(per_cpu=3):
+        graded = grade(submission, ("1.01",), "quick", "--call-timeout", "6")
+    assert graded.grade["score"] == graded.grade["max_score"] > 0, graded.outcomes
+    solve = graded.check("solve_with_book_defaults")["duration_s"]
+    assert solve > 6, f"the machine was not busy enough to test anything ({solve} s)"

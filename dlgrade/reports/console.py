@@ -58,7 +58,15 @@ def summary(terminalreporter, score: Score, *, live: bool) -> None:
         write(f"  {activity} total: {_points(got)}/{_points(possible)}")
     write("")
     write(f"Total: {_points(score.score)}/{_points(score.max_score)} ({score.percent:.1f}%)")
-    internal = [r for r in score.checks if r.is_internal_error]
+    busy = [r for r in score.checks if r.reason == "machine_busy"]
+    if busy:
+        write(
+            f"{len(busy)} check(s) could not be graded fairly: the machine was too busy (not "
+            "counted against you). Run again on a quieter machine.",
+            red=True,
+            bold=True,
+        )
+    internal = [r for r in score.checks if r.is_internal_error and r.reason != "machine_busy"]
     if internal:
         write(
             f"{len(internal)} check(s) hit an internal error in the grader; the score above is "

@@ -12,9 +12,10 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from dlgrade.gradebook import Gradebook, StudentRecord
+from dlgrade.rubric import GRADER_FAULTS
 
 ERROR_OUTCOMES = ("error", "timeout", "crash")
-INTERNAL_REASONS = ("rubric_error", "harness_error")
+INTERNAL_REASONS = GRADER_FAULTS
 
 # characters XML 1.0 does not allow, even escaped
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

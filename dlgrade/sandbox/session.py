@@ -21,6 +21,7 @@ import dlgrade
 from dlgrade import data, jail, profile
 from dlgrade.errors import (
     CallTimeout,
+    MachineBusy,
     NotImplementedYet,
     SandboxError,
     SubmissionError,
@@ -35,6 +36,7 @@ from dlgrade.protocol import (
     recv_message,
     send_message,
 )
+from dlgrade.sandbox.clock import SAMPLE_SECONDS, CallClock
 from dlgrade.sandbox.folders import (
     DISK_CHECK_SECONDS,
     MAX_MODEL_BYTES,
@@ -109,6 +111,7 @@ class WorkerSession:
         self.preload_seconds = 0.0  # importing PRELOAD modules, as the worker timed it
         self.preload_wait_seconds = 0.0  # of which the trusted side spent waiting
         self.busy_seconds = 0.0  # inside the submission's calls, as the worker timed them
+        self.machine_busy = 0  # calls given up because the machine held them back
         self._proc: WorkerProcess | None = None
         self._codec = Codec(self.exchange_dir, side="r")
         self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
@@ -436,8 +439,13 @@ class WorkerSession:
         raise _failure(error, label)
 
     def _answer(self, proc: WorkerProcess, timeout: float, label: str) -> dict:
-        """Wait for one reply, watching for death, output floods and the deadline."""
-        deadline = time.monotonic() + timeout
+        """Wait for one reply, watching for death, output floods and the student's time.
+
+        The time limit counts what the call used, not what a busy machine took from it
+        (:mod:`dlgrade.sandbox.clock`); a call the machine held back past ``MAX_STRETCH``
+        times its limit is the grader's failure (:class:`MachineBusy`), not the student's.
+        """
+        clock = CallClock(timeout, proc.worker_pid)
         while True:
             now = time.monotonic()
             if proc.output.flooded:
@@ -447,12 +455,16 @@ class WorkerSession:
                     "the worker was stopped. Remove or shorten the prints in your code.",
                     reason="output_limit",
                 )
-            if now >= deadline:
+            if clock.expired():
                 proc.kill()
-                raise CallTimeout(
-                    f"{label} did not finish within {timeout:g} s and was stopped. Look for "
-                    "an infinite loop, or training far longer than the check asked for.",
-                    reason="timeout",
+                raise CallTimeout(timeout_message(label, timeout, clock.wall), reason="timeout")
+            if clock.gave_up():
+                proc.kill()
+                self.machine_busy += 1
+                raise MachineBusy(
+                    MACHINE_BUSY_MESSAGE.format(
+                        label=label, wall=clock.wall, counted=clock.counted, limit=timeout
+                    )
                 )
             proc.sample()
             if now - self._disk_checked >= DISK_CHECK_SECONDS:
@@ -460,7 +472,8 @@ class WorkerSession:
                 if self.folders.disk_used() > self.limits.disk_bytes:
                     proc.kill()
                     raise self._over_limit("disk_limit", label)
-            ready, _, _ = select.select([proc.rep_r], [], [], min(0.2, deadline - now))
+            wait = min(SAMPLE_SECONDS, max(0.01, clock.remaining()))
+            ready, _, _ = select.select([proc.rep_r], [], [], wait)
             if ready:
                 try:
                     return recv_message(proc.rep_r, deadline=time.monotonic() + 30)
@@ -536,6 +549,24 @@ class WorkerSession:
                 label=label, file_gib=_gib(limits.file_bytes), disk_gib=_gib(limits.disk_bytes)
             )
         return WorkerCrashed(message, reason=reason, student_traceback=student_traceback)
+
+
+MACHINE_BUSY_MESSAGE = (
+    "the machine was too busy to grade {label} fairly: after {wall:.0f} s of wall time the "
+    "call had had only {counted:.0f} s of the {limit:g} s it is allowed (other programs held "
+    "the CPUs). This is not counted against you; the next run grades this check again."
+)
+
+
+def timeout_message(label: str, limit: float, wall: float) -> str:
+    """The student's timeout; the wall time too when a busy machine stretched the limit."""
+    stretched = f" of its own time ({wall:.0f} s of wall time on a busy machine)"
+    return (
+        f"{label} did not finish within {limit:g} s"
+        + (stretched if wall > 1.1 * limit else "")
+        + " and was stopped. Look for an infinite loop, or training far longer than the "
+        "check asked for."
+    )
 
 
 #: failures the worker reports when a resource limit stopped the student's code

@@ -1,0 +1,208 @@
+"""Fair time limits: a call is charged what it used, not what a busy machine took from it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from dlgrade.errors import CallTimeout, MachineBusy
+from dlgrade.sandbox import Limits, WorkerSession
+from dlgrade.sandbox.clock import MAX_STRETCH, CallClock, available
+
+S = 1_000_000_000  # nanoseconds
+
+
+class FakeKernel:
+    """Scheduler statistics and a monotonic clock a test moves by hand."""
+
+    def __init__(self):
+        self.now = 100.0
+        self.threads: dict[tuple[int, int], tuple[int, int]] = {(1, 1): (0, 0)}
+
+    def read(self, pid):
+        return dict(self.threads)
+
+    def run(self, seconds, **per_thread):
+        """Advance the clock; ``per_thread``: name → (seconds ran, seconds waited)."""
+        self.now += seconds
+        for name, (ran, waited) in per_thread.items():
+            key = (1, hash(name) % 1000 + 2)
+            cpu, delay = self.threads.get(key, (0, 0))
+            self.threads[key] = (cpu + int(ran * S), delay + int(waited * S))
+
+
+def clock_on(kernel, limit=10.0, cpus=2):
+    clock = CallClock(limit, 1, read=kernel.read, now=lambda: kernel.now)
+    clock.cpus = cpus
+    return clock
+
+
+def test_an_idle_machine_counts_every_second():
+    kernel = FakeKernel()
+    clock = clock_on(kernel)
+    kernel.run(4.0, main=(4.0, 0.0))
+    assert clock.tick() == pytest.approx(4.0)
+
+
+def test_a_loop_that_gets_two_thirds_of_a_core_is_charged_two_thirds():
+    kernel = FakeKernel()
+    clock = clock_on(kernel)
+    kernel.run(3.0, main=(2.0, 1.0))  # runnable all along, on a CPU 2/3 of it
+    assert clock.tick() == pytest.approx(2.0)
+
+
+def test_two_training_threads_at_half_speed_are_charged_half():
+    kernel = FakeKernel()
+    clock = clock_on(kernel)
+    kernel.run(2.0, a=(1.0, 1.0), b=(1.0, 1.0))
+    assert clock.tick() == pytest.approx(1.0)
+
+
+def test_more_threads_than_cores_is_the_students_own_doing():
+    """Four busy threads on two idle cores wait for each other: nothing is given back."""
+    kernel = FakeKernel()
+    clock = clock_on(kernel, cpus=2)
+    kernel.run(2.0, a=(1.0, 1.0), b=(1.0, 1.0), c=(1.0, 1.0), d=(1.0, 1.0))
+    assert clock.tick() == pytest.approx(2.0)
+
+
+def test_sleeping_or_blocked_code_is_charged_in_full():
+    kernel = FakeKernel()
+    clock = clock_on(kernel)
+    kernel.run(5.0, main=(0.0, 0.0))
+    assert clock.tick() == pytest.approx(5.0)
+
+
+def test_the_limit_expires_on_counted_time_and_gives_up_at_the_stretch():
+    kernel = FakeKernel()
+    clock = clock_on(kernel, limit=2.0)
+    kernel.run(2.0, main=(1.0, 1.0))  # half a core: 1 s counted of 2 s wall
+    assert not clock.expired() and not clock.gave_up()
+    kernel.run(2.0, main=(1.0, 1.0))
+    assert clock.expired()  # 2 s counted at 4 s wall: the student's timeout
+    starved = clock_on(kernel, limit=2.0)
+    kernel.run(MAX_STRETCH * 2.0, main=(0.5, MAX_STRETCH * 2.0 - 0.5))
+    assert not starved.expired() and starved.gave_up()  # the machine's fault
+
+
+# -- real processes: hogs on every core ------------------------------------------------------
+
+
+def _hog(stop):
+    # Its own session, as another program would be: with the kernel's autogroups, CPU is
+    # shared between sessions first, and hogs in the test's session would only compete
+    # with each other.
+    os.setsid()
+    while not stop.is_set():
+        pass
+
+
+@contextmanager
+def busy_machine(per_cpu: int = 1, cpus=None):
+    """``per_cpu`` CPU-bound processes per CPU (pinned to ``cpus`` if given)."""
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    targets = sorted(cpus or os.sched_getaffinity(0))
+    hogs = [context.Process(target=_hog, args=(stop,), daemon=True) for _ in targets * per_cpu]
+    for index, hog in enumerate(hogs):
+        hog.start()
+        if cpus:
+            os.sched_setaffinity(hog.pid, {targets[index % len(targets)]})
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        stop.set()
+        for hog in hogs:
+            hog.join(5)
+            if hog.is_alive():
+                hog.kill()
+
+
+SPIN = """\
+import time
+
+
+def spin(cpu_seconds):
+    began = time.process_time()
+    while time.process_time() - began < cpu_seconds:
+        pass
+    return time.process_time() - began
+
+
+def forever():
+    while True:
+        pass
+
+
+def nap(seconds):
+    time.sleep(seconds)
+"""
+
+needs_schedstat = pytest.mark.skipif(not available(), reason="no per-thread scheduler statistics")
+
+
+@pytest.fixture
+def session(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "spinner.py").write_text(SPIN)
+    session = WorkerSession(tmp_path / "sub", Limits())
+    session.call("spinner", "spin", (0.01,))  # started and imported
+    yield session
+    session.close()
+
+
+@needs_schedstat
+def test_correct_work_slowed_by_other_processes_is_not_charged(session):
+    """1.5 s of CPU under a 2 s limit takes well over 2 s of wall time when two CPU-bound
+    processes per core compete: a wall clock would charge the student; this one does not."""
+    with busy_machine(per_cpu=2):
+        began = time.monotonic()
+        used = session.call("spinner", "spin", (1.5,), timeout=2.0)
+        wall = time.monotonic() - began
+    assert used >= 1.5
+    assert wall > 2.0, f"the machine was not busy enough to test anything ({wall:.1f} s)"
+
+
+@needs_schedstat
+def test_an_infinite_loop_on_a_busy_machine_still_times_out(session):
+    with busy_machine(per_cpu=1):
+        began = time.monotonic()
+        with pytest.raises(CallTimeout) as raised:
+            session.call("spinner", "forever", timeout=2.0)
+        wall = time.monotonic() - began
+    assert raised.value.reason == "timeout"
+    assert 2.0 <= wall < 2.0 * MAX_STRETCH
+    assert session.machine_busy == 0
+
+
+def test_sleeping_is_charged_like_the_wall_clock(session):
+    with busy_machine(per_cpu=1):
+        began = time.monotonic()
+        with pytest.raises(CallTimeout):
+            session.call("spinner", "nap", (60,), timeout=1.5)
+        wall = time.monotonic() - began
+    assert 1.5 <= wall < 3.0
+
+
+@needs_schedstat
+def test_a_machine_too_busy_to_grade_fairly_is_the_graders_failure(session):
+    """The worker pinned to one core with four hogs gets a fifth of it: a 1 s limit would
+    take 5 s of wall time; at 3× the limit the call is given up as machine_busy."""
+    worker = session._proc.worker_pid
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(worker, {core})
+    for task in os.listdir(f"/proc/{worker}/task"):
+        os.sched_setaffinity(int(task), {core})
+    with busy_machine(per_cpu=4, cpus={core}):
+        began = time.monotonic()
+        with pytest.raises(MachineBusy) as raised:
+            session.call("spinner", "spin", (1.0,), timeout=1.0)
+        wall = time.monotonic() - began
+    assert MAX_STRETCH * 1.0 <= wall < MAX_STRETCH * 1.0 + 2
+    assert "not counted against you" in str(raised.value)
+    assert session.machine_busy == 1
