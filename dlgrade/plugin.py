@@ -38,6 +38,7 @@ from dlgrade.rubric import (
     CheckResult,
     CheckSpec,
     Score,
+    activity_budget,
     tier_includes,
 )
 from dlgrade.sandbox import Limits, WorkerSession
@@ -77,6 +78,8 @@ class GradingState:
     active: bool = False
     progress: console.Progress | None = None
     worker_stats: dict = field(default_factory=dict)  # a class run's, once the worker closed
+    #: activity → the student's time its checks may use in all (rubric.activity_budget)
+    budgets: dict[str, float] = field(default_factory=dict)
 
     def score(self) -> Score:
         return Score(
@@ -272,6 +275,7 @@ def pytest_collection_modifyitems(
 ) -> None:
     state = config.stash[STATE]
     problems: list[str] = []
+    limits: dict[str, list[float]] = {}
     checked_modules = set()
     kept, deselected = [], []
     for item in items:
@@ -306,12 +310,17 @@ def pytest_collection_modifyitems(
         item.stash[SPEC] = spec
         item.stash[ACTIVITY] = getattr(module, "ACTIVITY", "?")
         (kept if tier_includes(state.tier, spec.tier) else deselected).append(item)
+        if tier_includes(state.tier, spec.tier):
+            limits.setdefault(item.stash[ACTIVITY], []).append(_call_limit(state, spec))
     if problems:
         problems = list(dict.fromkeys(problems))  # a class run repeats each check per student
         raise pytest.UsageError("malformed rubric:\n  " + "\n  ".join(problems))
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+    state.budgets = {
+        a: activity_budget(found, state.tier, state.call_timeout) for a, found in limits.items()
+    }
     run = config.stash.get(CLASS, None)
     if run is not None:
         run.expect([item for item in items if SPEC in item.stash])
@@ -443,8 +452,11 @@ def pytest_runtest_setup(item: pytest.Item):
         pass
     models.set_check_seed(seed)
     if state.submission is not None:
-        state.submission.timeout = state.call_timeout or spec.timeout or DEFAULT_TIMEOUTS[spec.tier]
-        state.session.start_check(seed)
+        activity = item.stash[ACTIVITY]
+        state.submission.begin_check(
+            activity, _call_limit(state, spec), state.budgets.get(activity)
+        )
+        state.session.start_check(seed, check_id(item))
     return (yield)
 
 
@@ -485,6 +497,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 (REPORT_PROPERTY, run.graded(_item_student(item), result))
             )
     return report
+
+
+def _call_limit(state: GradingState, spec: CheckSpec) -> float:
+    """One call's limit in a check: ``--call-timeout``, the check's own, or its tier's."""
+    return state.call_timeout or spec.timeout or DEFAULT_TIMEOUTS[spec.tier]
 
 
 def _state(item: pytest.Item) -> GradingState:
@@ -703,6 +720,7 @@ class ClassRun:
                 preload=set(template.preload),
                 datasets=set(template.datasets),
                 limits=template.limits,
+                budgets=dict(template.budgets),
                 hidden=set(template.hidden) | {self.out.resolve()},
                 active=True,
             )

@@ -31,6 +31,20 @@ DEFAULT_TIMEOUTS = {"quick": 60.0, "standard": 300.0, "full": 3600.0}
 
 CHECK_ATTRIBUTE = "__dlgrade_check__"
 
+
+def activity_budget(call_limits: list[float], tier: str, override: float | None = None) -> float:
+    """The student's time one activity may use in a grading session, all checks together.
+
+    Enough for one call that hangs until the largest limit of the activity's checks, plus
+    the tier's ordinary limit for everything else (a correct solution uses a small part of
+    that: the reference takes under a minute per activity at the standard tier). A hanging
+    student thus costs about one limit per activity, not one per check. ``override``: the
+    one limit every call has (``--call-timeout``), which then replaces the tier's.
+    """
+    largest = max(call_limits, default=0.0)
+    return largest + (override if override else DEFAULT_TIMEOUTS[tier])
+
+
 #: reasons that are the grader's fault, never the student's: the score is not a fair grade
 GRADER_FAULTS = ("rubric_error", "harness_error", "machine_busy")
 #: of those, what the next run of the same rubric grades again (a rubric error would repeat)

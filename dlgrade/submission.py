@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dlgrade.errors import CallTimeout
 from dlgrade.protocol import Handle
 from dlgrade.rubric import ACTIVITIES
 from dlgrade.sandbox import WorkerSession
@@ -19,6 +21,16 @@ class BuiltModel(NamedTuple):
     call: str
 
 
+#: after an activity's budget is spent, each call still gets this long (fast functions of
+#: other checks still run and are graded; only slow ones are cut short)
+BUDGET_FLOOR_SECONDS = 10.0
+BUDGET_MESSAGE = (
+    " This activity's time budget ({budget:g} s of your code's time per grading, for all of "
+    "its checks) was spent: your code had used {spent:.0f} s in earlier checks, so this call "
+    "had only {limit:g} s."
+)
+
+
 class RemoteFunction:
     """Calls one function of the submission in the worker; arguments and result are data."""
 
@@ -29,9 +41,9 @@ class RemoteFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        return self._submission.session.call(
-            self._module, self._name, args, kwargs, timeout=self._submission.timeout
-        )
+        submission = self._submission
+        with submission.budgeted() as limit:
+            return submission.session.call(self._module, self._name, args, kwargs, timeout=limit)
 
     def __repr__(self) -> str:
         return f"<remote {self._module}.{self._name}()>"
@@ -60,7 +72,53 @@ class Submission:
         self.path = Path(path)
         self.session = session
         self.timeout: float | None = None  # set per check by the plugin
+        #: the running check's activity and that activity's budget (seconds of the student's
+        #: time for all of its checks; None: no budget), set per check by the plugin
+        self.activity_now: str | None = None
+        self.budget: float | None = None
+        self._spent: dict[str, float] = {}
+        self._mark = 0.0
         self._inspected: dict[tuple, Any] = {}  # inspect_model's results, per call
+
+    def begin_check(self, activity: str, timeout: float, budget: float | None) -> None:
+        """Before each check: its per-call limit and its activity's budget."""
+        self._settle()
+        self.activity_now, self.timeout, self.budget = activity, timeout, budget
+
+    def _settle(self) -> None:
+        """Book the student's time since the last mark to the activity that used it."""
+        used = self.session.student_seconds - self._mark
+        if self.activity_now is not None:
+            self._spent[self.activity_now] = self._spent.get(self.activity_now, 0.0) + used
+        self._mark = self.session.student_seconds
+
+    def spent(self, activity: str | None = None) -> float:
+        """The student's time so far in ``activity``'s checks (the running one's default)."""
+        activity = activity or self.activity_now
+        running = self.session.student_seconds - self._mark if activity == self.activity_now else 0
+        return self._spent.get(activity, 0.0) + running
+
+    def call_limit(self) -> float | None:
+        """This call's limit: the check's, or less when the activity's budget is nearly spent
+        (never less than ``BUDGET_FLOOR_SECONDS``)."""
+        if self.timeout is None or self.budget is None:
+            return self.timeout
+        return min(self.timeout, max(self.budget - self.spent(), BUDGET_FLOOR_SECONDS))
+
+    @contextlib.contextmanager
+    def budgeted(self):
+        """Run one call under :meth:`call_limit`; a timeout the budget caused says so."""
+        limit = self.call_limit()
+        try:
+            yield limit
+        except CallTimeout as exc:
+            if exc.reason == "timeout" and limit is not None and limit < (self.timeout or 0):
+                spent = self.spent() - limit
+                exc.args = (
+                    str(exc) + BUDGET_MESSAGE.format(budget=self.budget, spent=spent, limit=limit),
+                )
+                exc.reason = "time_budget"
+            raise
 
     def module(self, name: str) -> RemoteModule:
         return RemoteModule(self, name)
@@ -74,12 +132,14 @@ class Submission:
     def call_method(self, handle: Handle, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` on the object behind ``handle`` (in the worker)."""
         __tracebackhide__ = True
-        return self.session.call_method(handle, method, args, kwargs, timeout=self.timeout)
+        with self.budgeted() as limit:
+            return self.session.call_method(handle, method, args, kwargs, timeout=limit)
 
     def export_model(self, handle: Handle, *, unbuilt_shape=None) -> Path:
         """Save the model behind ``handle`` as ``.keras`` and return the trusted copy."""
         __tracebackhide__ = True
-        return self.session.export_model(handle, timeout=self.timeout, unbuilt_shape=unbuilt_shape)
+        with self.budgeted() as limit:
+            return self.session.export_model(handle, timeout=limit, unbuilt_shape=unbuilt_shape)
 
     def build_model(
         self, function: RemoteFunction, /, *, unbuilt_shape=None, **kwargs: Any
@@ -158,7 +218,8 @@ class Submission:
     def take(self, handle: Handle, n: int) -> list:
         """The first ``n`` items of an iterable in the worker (batches of a tf.data.Dataset)."""
         __tracebackhide__ = True
-        return self.session.take(handle, n, timeout=self.timeout)
+        with self.budgeted() as limit:
+            return self.session.take(handle, n, timeout=limit)
 
     @property
     def keras_home(self) -> Path:
@@ -168,7 +229,8 @@ class Submission:
     def attributes(self, handle: Handle, *names: str) -> dict:
         """Attributes of the object behind ``handle`` (dotted names), as data or handles."""
         __tracebackhide__ = True
-        return self.session.attributes(handle, list(names), timeout=self.timeout)
+        with self.budgeted() as limit:
+            return self.session.attributes(handle, list(names), timeout=limit)
 
     def export_vectors(self, handle: Handle) -> Path:
         """Save word vectors (a Word2Vec model's ``wv`` or KeyedVectors) as word2vec text.
@@ -178,9 +240,10 @@ class Submission:
         __tracebackhide__ = True
         name = f"vectors-{handle.generation}-{handle.id}.txt"
         inside = str(self.session.exchange_dir / name)
-        self.session.call_method(
-            handle, "save_word2vec_format", (inside,), {"binary": False}, timeout=self.timeout
-        )
+        with self.budgeted() as limit:
+            self.session.call_method(
+                handle, "save_word2vec_format", (inside,), {"binary": False}, timeout=limit
+            )
         return self.session.take_file(name, name, max_bytes=512 * 2**20)
 
     def vectors(self, handle: Handle) -> dict:

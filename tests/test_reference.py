@@ -67,7 +67,7 @@ def test_reference_graded_on_a_busy_machine_scores_full_marks(grade, tmp_path):
     while 1.01 is graded with a 6 s limit per call: its longest call (1,000 optimizer steps,
     about 3.5 s on a quiet machine) takes longer than 6 s of wall time, which a wall clock
     would charge as a timeout; the fair clock counts what the worker got."""
-    from tests.test_clock import busy_machine
+    from tests.test_time_limits import busy_machine
 
     submission = tmp_path / "reference"
     shutil.copytree(REFERENCE, submission)

@@ -7,6 +7,7 @@ folders (:mod:`dlgrade.sandbox.folders`) and at most one live worker process
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -112,6 +113,12 @@ class WorkerSession:
         self.preload_wait_seconds = 0.0  # of which the trusted side spent waiting
         self.busy_seconds = 0.0  # inside the submission's calls, as the worker timed them
         self.machine_busy = 0  # calls given up because the machine held them back
+        #: the student's own time in the worker, by the fair clock (import, calls, methods,
+        #: iteration, attributes, model export): what activity budgets are drawn from
+        self.student_seconds = 0.0
+        #: "module" or "module.function" that timed out → why it is not run again
+        self.hung: dict[str, str] = {}
+        self.check = ""  # the running check's id
         self._proc: WorkerProcess | None = None
         self._codec = Codec(self.exchange_dir, side="r")
         self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
@@ -220,8 +227,10 @@ class WorkerSession:
     def output(self) -> OutputCapture | None:
         return self._proc.output if self._proc is not None else None
 
-    def start_check(self, seed: int) -> None:
-        """Reset the output window and seed the worker's random generators for one check."""
+    def start_check(self, seed: int, check: str = "") -> None:
+        """Reset the output window and seed the worker's random generators for one check
+        (``check``: its id, for messages that point back to it)."""
+        self.check = check
         self.start()
         self._proc.output.start_window()
         self._request({"op": "seed", "seed": seed}, self.limits.import_timeout, label="seeding")
@@ -232,13 +241,22 @@ class WorkerSession:
     # -- calls ---------------------------------------------------------------------------
 
     def call(self, module: str, function: str, args=(), kwargs=None, *, timeout=None) -> Any:
-        """Call ``module.function(*args, **kwargs)`` in the worker and return its value."""
-        self.start()
+        """Call ``module.function(*args, **kwargs)`` in the worker and return its value.
+
+        A module whose import, or a function whose call, timed out once is not run again in
+        this session: later calls fail at once, saying where it hung (a ``while True`` would
+        otherwise cost every check that calls it its whole limit).
+        """
         label = f"{module}.{function}()"
+        for key in (module, f"{module}.{function}"):
+            if key in self.hung:
+                raise CallTimeout(self.hung[key], reason="hung_before")
+        self.start()
         if module not in self._proc.imported:
             # Importing first, under its own limit, keeps TensorFlow's import out of the
             # call's; once a worker has the module, a call is one round trip.
-            self._request({"op": "import", "module": module}, self.limits.import_timeout, label)
+            with self._remember_hang(module, f"importing {module}.py", self.limits.import_timeout):
+                self._request({"op": "import", "module": module}, self.limits.import_timeout, label)
             self._proc.imported.add(module)
         request = {
             "op": "call",
@@ -247,7 +265,19 @@ class WorkerSession:
             "args": self._encode(list(args)),
             "kwargs": self._encode(dict(kwargs or {})),
         }
-        return self._request(request, timeout or self.limits.call_timeout, label)
+        limit = timeout or self.limits.call_timeout
+        with self._remember_hang(f"{module}.{function}", label, limit):
+            return self._request(request, limit, label)
+
+    @contextlib.contextmanager
+    def _remember_hang(self, key: str, what: str, limit: float):
+        try:
+            yield
+        except CallTimeout as exc:
+            if exc.reason == "timeout":
+                where = f" in {self.check}" if self.check else ""
+                self.hung[key] = HUNG_BEFORE_MESSAGE.format(what=what, limit=limit, where=where)
+            raise
 
     def call_method(self, handle: Handle, method: str, args=(), kwargs=None, *, timeout=None):
         self.start()
@@ -394,7 +424,7 @@ class WorkerSession:
         except OSError:  # broken pipe: the worker is gone
             self._died(proc, label)
         try:
-            reply = self._answer(proc, timeout, label)
+            reply = self._answer(proc, timeout, label, charge=request.get("op") in STUDENT_OPS)
         finally:
             self._codec.discard_written()
         proc.output.wait_for_mark(proc.sent)
@@ -438,7 +468,9 @@ class WorkerSession:
             )
         raise _failure(error, label)
 
-    def _answer(self, proc: WorkerProcess, timeout: float, label: str) -> dict:
+    def _answer(
+        self, proc: WorkerProcess, timeout: float, label: str, *, charge: bool = False
+    ) -> dict:
         """Wait for one reply, watching for death, output floods and the student's time.
 
         The time limit counts what the call used, not what a busy machine took from it
@@ -446,6 +478,15 @@ class WorkerSession:
         times its limit is the grader's failure (:class:`MachineBusy`), not the student's.
         """
         clock = CallClock(timeout, proc.worker_pid)
+        try:
+            return self._wait_for_reply(proc, clock, timeout, label)
+        finally:
+            if charge:
+                self.student_seconds += clock.tick()
+
+    def _wait_for_reply(
+        self, proc: WorkerProcess, clock: CallClock, timeout: float, label: str
+    ) -> dict:
         while True:
             now = time.monotonic()
             if proc.output.flooded:
@@ -551,6 +592,13 @@ class WorkerSession:
         return WorkerCrashed(message, reason=reason, student_traceback=student_traceback)
 
 
+#: the requests that run the student's code: their time is drawn from the activity's budget
+STUDENT_OPS = frozenset({"import", "call", "call_method", "take", "attributes", "export_model"})
+HUNG_BEFORE_MESSAGE = (
+    "not run again: {what} did not finish within {limit:g} s{where}. Code that hangs is run "
+    "once per grading session, so that it cannot cost every check that calls it its whole "
+    "limit; fix the hang (an infinite loop, or far more work than the check asks for)."
+)
 MACHINE_BUSY_MESSAGE = (
     "the machine was too busy to grade {label} fairly: after {wall:.0f} s of wall time the "
     "call had had only {counted:.0f} s of the {limit:g} s it is allowed (other programs held "

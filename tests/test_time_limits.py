@@ -206,3 +206,132 @@ def test_a_machine_too_busy_to_grade_fairly_is_the_graders_failure(session):
     assert MAX_STRETCH * 1.0 <= wall < MAX_STRETCH * 1.0 + 2
     assert "not counted against you" in str(raised.value)
     assert session.machine_busy == 1
+
+
+# -- a hanging student costs bounded time ------------------------------------------------------
+
+HANGS = """\
+def hang():
+    while True:
+        pass
+
+
+def quick():
+    return 42
+"""
+
+
+def test_a_function_that_timed_out_is_not_run_again(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "activity_1_01.py").write_text(HANGS)
+    session = WorkerSession(tmp_path / "sub", Limits())
+    try:
+        session.start_check(1, "1.01/first_check")
+        began = time.monotonic()
+        with pytest.raises(CallTimeout) as first:
+            session.call("activity_1_01", "hang", timeout=1.5)
+        assert first.value.reason == "timeout"
+        assert time.monotonic() - began >= 1.5
+        session.start_check(2, "1.01/second_check")
+        began = time.monotonic()
+        with pytest.raises(CallTimeout) as again:
+            session.call("activity_1_01", "hang", timeout=60)
+        assert time.monotonic() - began < 1.0  # not 60 s
+        assert again.value.reason == "hung_before"
+        assert "not run again" in str(again.value) and "1.01/first_check" in str(again.value)
+        assert session.call("activity_1_01", "quick") == 42  # another function still runs
+    finally:
+        session.close()
+
+
+def test_a_module_that_hangs_on_import_is_imported_once(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "activity_1_01.py").write_text("while True:\n    pass\n")
+    session = WorkerSession(tmp_path / "sub", Limits(import_timeout=1.5))
+    try:
+        with pytest.raises(CallTimeout):
+            session.call("activity_1_01", "solve")
+        began = time.monotonic()
+        with pytest.raises(CallTimeout) as again:
+            session.call("activity_1_01", "loss_fn", (1.0, (1, 0, 0)))
+        assert time.monotonic() - began < 1.0
+        assert again.value.reason == "hung_before" and "importing activity_1_01.py" in str(
+            again.value
+        )
+    finally:
+        session.close()
+
+
+class BudgetSession:
+    """A stand-in for the worker: each call takes ``cost`` seconds of the student's time
+    unless its limit is shorter, when it times out after using the whole limit."""
+
+    def __init__(self):
+        self.student_seconds = 0.0
+        self.limits_seen: list[float] = []
+
+    def call(self, module, function, args, kwargs, *, timeout):
+        cost = args[0]
+        self.limits_seen.append(timeout)
+        if cost > timeout:
+            self.student_seconds += timeout
+            raise CallTimeout(f"{function}() did not finish within {timeout:g} s", reason="timeout")
+        self.student_seconds += cost
+        return cost
+
+
+def test_an_activity_budget_shortens_calls_once_spent_and_says_so(tmp_path):
+    from dlgrade.submission import BUDGET_FLOOR_SECONDS, Submission
+
+    fake = BudgetSession()
+    submission = Submission(tmp_path, fake)
+    work = submission.module("activity_1_01").work
+    submission.begin_check("1.01", 60.0, 100.0)
+    assert work(50.0) == 50.0 and fake.limits_seen[-1] == 60.0
+    submission.begin_check("1.01", 60.0, 100.0)
+    assert work(30.0) == 30.0 and fake.limits_seen[-1] == 50.0  # 100 − 50 left
+    submission.begin_check("2.01", 60.0, 100.0)
+    assert work(55.0) == 55.0 and fake.limits_seen[-1] == 60.0  # another activity's budget
+    submission.begin_check("1.01", 60.0, 100.0)
+    with pytest.raises(CallTimeout) as cut:
+        work(40.0)  # 20 s left of 1.01's budget
+    assert fake.limits_seen[-1] == 20.0
+    assert cut.value.reason == "time_budget"
+    assert "time budget (100 s" in str(cut.value) and "had only 20 s" in str(cut.value)
+    assert work(1.0) == 1.0 and fake.limits_seen[-1] == BUDGET_FLOOR_SECONDS  # fast code runs
+    assert submission.spent("1.01") == pytest.approx(101.0)
+    assert submission.spent("2.01") == pytest.approx(55.0)
+
+
+def test_the_budget_is_one_hang_at_the_largest_limit_plus_the_tiers_limit():
+    from dlgrade.rubric import activity_budget
+
+    assert activity_budget([60, 180, 60], "quick") == 240
+    assert activity_budget([300, 900], "standard") == 1200
+    assert activity_budget([3, 3], "quick", override=3) == 6
+
+
+@pytest.mark.slow
+def test_a_hanging_solve_costs_one_limit_and_every_other_check_still_runs(grade, tmp_path):
+    """1.01 with `while True` in solve(): the first check that calls it times out, every
+    later one fails at once saying why, and loss_fn's check is graded as usual."""
+    from tests.conftest import REFERENCE
+
+    submission = tmp_path / "hangs"
+    submission.mkdir()
+    source = (REFERENCE / "activity_1_01.py").read_text()
+    hang = "\n\ndef solve(*args, **kwargs):\n    while True:\n        pass\n"
+    (submission / "activity_1_01.py").write_text(source + hang)
+    began = time.monotonic()
+    graded = grade(submission, ("1.01",), "quick", "--call-timeout", "3")
+    wall = time.monotonic() - began
+    solve_checks = [c for c in graded.grade["checks"] if "loss_fn" not in c["id"]]
+    reasons = sorted(c["reason"] for c in solve_checks)
+    assert reasons == ["hung_before"] * (len(solve_checks) - 1) + ["timeout"], graded.outcomes
+    assert all(c["outcome"] == "timeout" for c in solve_checks)
+    again = next(c for c in solve_checks if c["reason"] == "hung_before")
+    assert "not run again" in again["feedback"] and "within 3 s in 1.01/" in again["feedback"]
+    assert graded.check("loss_fn_at_known_points")["outcome"] == "pass"
+    # one 3 s limit, not one per check (six checks call solve); TensorFlow's start aside
+    assert sum(c["duration_s"] for c in solve_checks) < 3 + 5, solve_checks
+    assert wall < 60
