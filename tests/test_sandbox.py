@@ -236,3 +236,40 @@ def test_native_log_lines_are_recognised_and_the_students_are_not():
     students = ["I0000 is my favourite number", "WARNING: my own warning", "epoch 1: loss 0.3"]
     assert all(NATIVE_LOG_LINE.match(line) for line in native)
     assert not any(NATIVE_LOG_LINE.match(line) for line in students)
+
+
+def _pid_writable() -> bool:
+    return os.access("/proc/sys/kernel/ns_last_pid", os.W_OK)
+
+
+@pytest.mark.skipif(not _pid_writable(), reason="choosing the next pid needs root")
+def test_a_dead_workers_number_reused_by_another_process_is_never_signalled(tmp_path):
+    """The look-ahead's unexplained worker death: a worker that died was killed again by
+    number when its session moved on (the next check's start, the session's close), and on
+    a busy machine that number may already belong to a new process — the next student's
+    worker. Here the next process is made to get the dead worker's number on purpose."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "activity_1_01.py").write_text("import os\n\ndef die():\n    os._exit(3)\n")
+    session = WorkerSession(tmp_path / "sub")
+    innocent = None
+    try:
+        session.start()
+        old = session._proc.worker_pid
+        with pytest.raises(WorkerCrashed):
+            session.call("activity_1_01", "die")
+        deadline = time.monotonic() + 5
+        while os.path.exists(f"/proc/{old}") and time.monotonic() < deadline:
+            time.sleep(0.01)  # reaped by the system
+        with open("/proc/sys/kernel/ns_last_pid", "w") as handle:
+            handle.write(str(old - 1))
+        innocent = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        if innocent.pid != old:
+            pytest.skip(f"another process took pid {old} first")
+        session.close()  # kills what is left of the dead worker: must not touch pid `old`
+        time.sleep(0.2)
+        assert innocent.poll() is None, "a process that took the dead worker's pid was killed"
+    finally:
+        session.close()
+        if innocent is not None:
+            innocent.kill()
+            innocent.wait()

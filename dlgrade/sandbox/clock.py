@@ -93,7 +93,9 @@ class CallClock:
         self._now = now
         self.began = self._last_time = now()
         self.counted = 0.0
-        self._last = self._sample()
+        # The first sample waits until the call has run SAMPLE_SECONDS: most calls answer
+        # in milliseconds and need none. Until then the wall clock counts, in full.
+        self._last: dict | None = None
 
     @property
     def wall(self) -> float:
@@ -114,7 +116,8 @@ class CallClock:
         if interval < SAMPLE_SECONDS and self.counted + interval < self.limit:
             return self.counted + interval  # between samples: the wall clock, provisionally
         current = self._sample()
-        self.counted += interval * self.share(self._last, current, interval)
+        share = 1.0 if self._last is None else self.share(self._last, current, interval)
+        self.counted += interval * share
         self._last, self._last_time = current, now
         return self.counted
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -210,6 +211,8 @@ class WorkerProcess:
         self.peak_tasks = 0
         self._tasks_sampled = 0.0
         self.exit_code: int | None = None  # how it ended, before any kill of ours
+        self.pidfd: int | None = None  # the jailed worker itself (see find_worker)
+        self.killed = False
         self.student_code = False  # whether it has imported a module of the submission
         self.imported: set[str] = set()  # the submission's modules this worker has imported
 
@@ -221,8 +224,24 @@ class WorkerProcess:
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
         except OSError:
             return
-        if children.split():
-            self.worker_pid = int(children.split()[0])
+        if not children.split():
+            return
+        pid = int(children.split()[0])
+        try:
+            # A handle on this very process: a pid number is reused once its process is
+            # gone, and a kill sent by number later could hit another student's worker.
+            pidfd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            self.worker_pid = pid
+            return
+        try:  # opened before it could exit and its number go to someone else?
+            still = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            still = ""
+        if str(pid) in still.split():
+            self.worker_pid, self.pidfd = pid, pidfd
+        else:
+            os.close(pidfd)
 
     def sample(self) -> None:
         """Read the worker's CPU time and peak address space (to tell how it died)."""
@@ -246,12 +265,26 @@ class WorkerProcess:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        """Kill the worker and everything it started, and wait until they are gone."""
+        """Kill the worker and everything it started, and wait until they are gone.
+
+        Once only: a dead worker's numbers (its pid, ``unshare``'s process group) go to
+        new processes — on a busy machine, to the next student's worker — so a second kill
+        by number could stop someone else's. In the jail the worker is signalled through a
+        pidfd, which names the process itself, not its number.
+        """
+        if self.killed:
+            return
+        self.killed = True
         if self.exit_code is None:
             self.exit_code = self.proc.poll()
-        if self.worker_pid is not None and self.mode == "namespaces":
+        if self.pidfd is not None:
             # PID 1 of the namespace: the kernel kills every other process in it.
             try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        elif self.worker_pid is not None and self.mode == "namespaces" and self.alive():
+            try:  # no pidfd on this kernel; unshare still runs, so its child is ours
                 os.kill(self.worker_pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
@@ -263,7 +296,11 @@ class WorkerProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        if self.worker_pid is not None and self.mode == "namespaces":
+        if self.pidfd is not None:
+            select.select([self.pidfd], [], [], 10)  # readable once the process is gone
+            os.close(self.pidfd)
+            self.pidfd = None
+        elif self.worker_pid is not None and self.mode == "namespaces":
             _wait_gone(self.worker_pid, timeout=10)
         for fd in (self.req_w, self.rep_r):
             try:
