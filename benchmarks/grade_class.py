@@ -15,8 +15,8 @@ same machine, one after the other) and prints a table:
   the exchange of values and models, the rubric's own work on its side, pytest — is
   counted as overhead.
 
-Set ``DLGRADE_LOOK_AHEAD=1`` to measure the experimental look-ahead (the next student's
-worker starts while this one is graded; docs/architecture.md).
+Set ``DLGRADE_LOOK_AHEAD=0`` to measure without the look-ahead (the next student's worker
+starts while this one is graded, where a core is free; docs/architecture.md).
 
     DLGRADE_DATA_DIR=../shared/data python benchmarks/grade_class.py [--copies 20]
         [--activity 2.01 --activity 7.01] [--mutants 3] [--jobs 1 2] [--tier quick]

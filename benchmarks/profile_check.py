@@ -1,6 +1,6 @@
 """Where one `dlgrade check` run's time goes, against the direct-call baseline.
 
-    DLGRADE_DATA_DIR=../shared/data python benchmarks/profile_check.py [--tier quick]
+    DLGRADE_DATA_DIR=../shared/data python benchmarks/profile_check.py [--tier quick] [--repeat 3]
         [--submission reference] [--activity 2.01 ...] [--json out.json]
 
 Runs ``dlgrade check SUBMISSION --tier T`` once with ``DLGRADE_PROFILE`` set (every round
@@ -187,12 +187,29 @@ def main() -> None:
     parser.add_argument("--submission", type=Path, default=ROOT / "reference")
     parser.add_argument("--activity", action="append", default=[])
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs (each with its own import timing)"
+    )
     args = parser.parse_args()
-    tf_import = import_seconds()
-    wall, grade, prof = run_check(args.submission, args.tier, args.activity)
-    figures = table(wall, tf_import, grade, prof)
+    runs = []
+    for index in range(args.repeat):
+        if args.repeat > 1:
+            print(f"\n=== run {index + 1} of {args.repeat}")
+        tf_import = import_seconds()
+        wall, grade, prof = run_check(args.submission, args.tier, args.activity)
+        runs.append(table(wall, tf_import, grade, prof))
+    if args.repeat > 1:
+        print("\nrun   wall s  import s  wall/direct  wall/import")
+        for index, run in enumerate(runs, 1):
+            print(
+                f"{index:3}  {run['wall']:7.1f}  {run['tf_import']:8.2f}  {run['ratio']:11.2f}"
+                f"  {run['imports']:11.2f}"
+            )
+        ratios = statistics.median(r["ratio"] for r in runs)
+        imports = statistics.median(r["imports"] for r in runs)
+        print(f"median            {ratios:11.2f}  {imports:11.2f}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=1))
+        args.json.write_text(json.dumps(runs if args.repeat > 1 else runs[0], indent=1))
 
 
 if __name__ == "__main__":

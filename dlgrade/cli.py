@@ -401,6 +401,12 @@ def run_check(args: argparse.Namespace) -> int:
         "--dlgrade-live",
         "-q",
         *quiet_pytest(rubric_root),
+        # only dlgrade's plugin: whatever else this environment has installed (a plugin
+        # that reorders or reruns tests, say) has no say in a grade, and loading them all
+        # costs most of a second
+        "--disable-plugin-autoload",
+        "-p",
+        "dlgrade.plugin",
     ]
     if args.seed is not None:
         pytest_args += ["--dlgrade-seed", str(args.seed)]

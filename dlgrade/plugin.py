@@ -881,20 +881,24 @@ class ClassRun:
         return record
 
 
-#: opt-in: start the next student's worker while this one is graded (experimental)
+#: ``0`` turns the look-ahead off (it is on wherever a core is free for it)
 LOOK_AHEAD_ENV = "DLGRADE_LOOK_AHEAD"
 
 
 def look_ahead() -> bool:
-    """Whether a class run starts the next student's worker early (``DLGRADE_LOOK_AHEAD=1``).
+    """Whether a class run starts the next student's worker early.
 
-    It hides most of TensorFlow's import behind the current student's checks (8.2 instead
-    of 6.6 students a minute at ``--jobs 1`` on 2 cores, benchmarks/grade_class.py), but
-    only where a core is free for it (2 × jobs ≤ CPUs). It is off by default: in one CI run
-    with it on, a correct student's worker died at its first call, which we could not
-    reproduce or explain — and a grader must never charge a student for its own failure.
+    It hides most of TensorFlow's import behind the current student's checks (12.5 instead
+    of 9.1 students a minute at ``--jobs 1`` on 2 cores, benchmarks/grade_class.py), but
+    only where a core is free for it (2 × jobs ≤ CPUs); ``DLGRADE_LOOK_AHEAD=0`` turns it
+    off. It was off for a while after a correct student's worker died at its first call in
+    one CI run: a dead worker was killed a second time *by number* when its session moved
+    on, and that number can belong by then to a new process — the next student's worker,
+    which the look-ahead starts while the dead one's session is still open. Kills now go
+    once, and through a pidfd (``WorkerProcess.kill``; reproduced in
+    tests/test_sandbox.py with ``ns_last_pid``).
     """
-    if os.environ.get(LOOK_AHEAD_ENV) != "1":
+    if os.environ.get(LOOK_AHEAD_ENV) == "0":
         return False
     jobs = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     return 2 * jobs <= (os.cpu_count() or 1)

@@ -280,14 +280,15 @@ def test_a_malformed_rubric_exits_3_and_still_lists_every_student(klass, tmp_pat
     assert all("the rubric could not be run" in r["reason"] for r in book.values())
 
 
-def test_look_ahead_is_opt_in_and_needs_a_free_core(monkeypatch):
+def test_look_ahead_needs_a_free_core_and_can_be_turned_off(monkeypatch):
     from dlgrade import plugin
 
     monkeypatch.setattr(plugin.os, "cpu_count", lambda: 2)
     monkeypatch.delenv(plugin.LOOK_AHEAD_ENV, raising=False)
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1")
-    assert not plugin.look_ahead()  # off by default
-    monkeypatch.setenv(plugin.LOOK_AHEAD_ENV, "1")
     assert plugin.look_ahead()  # one job, two cores: a core is free for the next import
+    monkeypatch.setenv(plugin.LOOK_AHEAD_ENV, "0")
+    assert not plugin.look_ahead()  # turned off
+    monkeypatch.delenv(plugin.LOOK_AHEAD_ENV)
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
     assert not plugin.look_ahead()  # two jobs on two cores: no free core
