@@ -213,6 +213,7 @@ class WorkerProcess:
         self.exit_code: int | None = None  # how it ended, before any kill of ours
         self.pidfd: int | None = None  # the jailed worker itself (see find_worker)
         self.killed = False
+        self.seeded: tuple[int, int] | None = None  # the check (number, seed) it was given
         self.student_code = False  # whether it has imported a module of the submission
         self.imported: set[str] = set()  # the submission's modules this worker has imported
 

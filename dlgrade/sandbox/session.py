@@ -119,6 +119,10 @@ class WorkerSession:
         #: "module" or "module.function" that timed out → why it is not run again
         self.hung: dict[str, str] = {}
         self.check = ""  # the running check's id
+        #: (number, seed) of the running check: each worker gets it once, before its first
+        #: request in that check
+        self._seed: tuple[int, int] | None = None
+        self._checks_started = 0
         self._proc: WorkerProcess | None = None
         self._codec = Codec(self.exchange_dir, side="r")
         self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
@@ -231,9 +235,24 @@ class WorkerSession:
         """Reset the output window and seed the worker's random generators for one check
         (``check``: its id, for messages that point back to it)."""
         self.check = check
+        self._checks_started += 1
+        self._seed = (self._checks_started, seed)
+        if self._proc is not None:
+            self._proc.output.start_window()  # a dead worker's output is an earlier check's
+        if self._proc is not None and self._proc.alive():
+            self._ready()
+        # else: a worker killed by an earlier check starts again only if this check calls
+        # it (one that hung is not called again, and need not wait for TensorFlow)
+
+    def _ready(self) -> None:
+        """A live worker, seeded for the running check (started first if need be)."""
         self.start()
-        self._proc.output.start_window()
-        self._request({"op": "seed", "seed": seed}, self.limits.import_timeout, label="seeding")
+        if self._seed is not None and self._proc.seeded != self._seed:
+            self._proc.output.start_window()
+            self._proc.seeded = self._seed
+            self._request(
+                {"op": "seed", "seed": self._seed[1]}, self.limits.import_timeout, label="seeding"
+            )
 
     def check_output(self) -> str:
         return self._proc.output.window_text() if self._proc is not None else ""
@@ -251,7 +270,7 @@ class WorkerSession:
         for key in (module, f"{module}.{function}"):
             if key in self.hung:
                 raise CallTimeout(self.hung[key], reason="hung_before")
-        self.start()
+        self._ready()
         if module not in self._proc.imported:
             # Importing first, under its own limit, keeps TensorFlow's import out of the
             # call's; once a worker has the module, a call is one round trip.
@@ -280,7 +299,7 @@ class WorkerSession:
             raise
 
     def call_method(self, handle: Handle, method: str, args=(), kwargs=None, *, timeout=None):
-        self.start()
+        self._ready()
         self._check_handle(handle)
         request = {
             "op": "call_method",
@@ -298,7 +317,7 @@ class WorkerSession:
         ``unbuilt_shape`` (e.g. ``(None, 100)``): build a model Keras left unbuilt with this
         input shape first; without it, an unbuilt model fails with the fix for the student.
         """
-        self.start()
+        self._ready()
         self._check_handle(handle)
         request = {"op": "export_model", "handle": handle.id}
         if unbuilt_shape is not None:
@@ -310,7 +329,7 @@ class WorkerSession:
 
     def feed(self, name: str, args=(), kwargs=None, *, timeout=None) -> Any:
         """Build one of the grader's inputs in the worker (:mod:`dlgrade.feeds`)."""
-        self.start()
+        self._ready()
         request = {
             "op": "feed",
             "name": name,
@@ -330,7 +349,7 @@ class WorkerSession:
 
     def take(self, handle: Handle, n: int, *, timeout=None) -> list:
         """The first ``n`` items of the iterable behind ``handle``, as data."""
-        self.start()
+        self._ready()
         self._check_handle(handle)
         request = {"op": "take", "handle": handle.id, "n": int(n)}
         items = self._request(request, timeout or self.limits.call_timeout, "iterating")
@@ -342,7 +361,7 @@ class WorkerSession:
 
     def attributes(self, handle: Handle, names: list[str], *, timeout=None) -> dict:
         """Read attributes (``"window"``, ``"wv.vector_size"``) of the object behind a handle."""
-        self.start()
+        self._ready()
         self._check_handle(handle)
         request = {"op": "attributes", "handle": handle.id, "names": list(names)}
         values = self._request(request, timeout or self.limits.call_timeout, "reading attributes")
