@@ -14,10 +14,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from dlgrade.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE  # noqa: F401
 from dlgrade.roster import Student
 from dlgrade.rubric import ACTIVITIES, GRADER_FAULTS, REGRADE_REASONS, TIERS, Score
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -372,7 +371,7 @@ def quiet_pytest(rubric_root: Path) -> list[str]:
 
 def rubric_files(rubric_root: Path, activities: list[str]) -> list[Path]:
     """Each activity's rubric, and its hidden checks where this rubric folder has them."""
-    from dlgrade.plugin import hidden_name
+    from dlgrade.rubric import hidden_name
 
     files = []
     for activity in activities:
@@ -488,9 +487,9 @@ def run_grade(args: argparse.Namespace) -> int:
     import uuid
 
     from dlgrade import gradebook, roster
-    from dlgrade.plugin import DEFAULT_SEED
     from dlgrade.reports import console
     from dlgrade.reports.exports import write_exports
+    from dlgrade.rubric import DEFAULT_SEED
 
     jobs = _jobs(args.jobs)
     out: Path = args.out.resolve()

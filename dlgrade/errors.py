@@ -1,6 +1,10 @@
-"""The error family: whose fault it is decides the outcome a check gets."""
+"""The error family: whose fault it is decides the outcome a check gets; and the exit codes
+the commands give (pytest's spirit: 0 every selected check passed, 1 a check failed or the
+student's code errored, 2 a usage error, 3 an internal error of the grader)."""
 
 from __future__ import annotations
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class DlgradeError(Exception):

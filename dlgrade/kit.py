@@ -92,7 +92,7 @@ def default_repo() -> Path:
 
 def kit_sources(repo: Path) -> dict[str, Path]:
     """Kit path → the repository file it is copied from, by the allow-list ``KIT``."""
-    from dlgrade.plugin import is_hidden_rubric
+    from dlgrade.rubric import is_hidden_rubric
 
     sources: dict[str, Path] = {}
     for rule in KIT:
@@ -197,7 +197,7 @@ def _git_state(repo: Path, sources: list[Path]) -> tuple[str | None, bool | None
 
 def run_kit(args: argparse.Namespace) -> int:
     """``dlgrade kit OUT [--force]``: 0 written, 2 refused (the message says why)."""
-    from dlgrade.cli import EXIT_OK, EXIT_USAGE
+    from dlgrade.errors import EXIT_OK, EXIT_USAGE
 
     try:
         manifest = export_kit(args.out, force=args.force)

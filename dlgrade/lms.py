@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
-from dlgrade.gradebook import safe_id, write_atomic
+from dlgrade.gradebook import safe_id
 
 try:  # zipfile reads LZMA entries only when Python was built with lzma
     from lzma import LZMAError

@@ -33,27 +33,26 @@ from dlgrade.roster import Roster, RosterError, Student
 from dlgrade.rubric import (
     ACTIVITIES,
     CHECK_ATTRIBUTE,
+    DEFAULT_SEED,
     DEFAULT_TIMEOUTS,
     TIERS,
     CheckResult,
     CheckSpec,
     Score,
     activity_budget,
+    hidden_name,
+    is_hidden_rubric,
     tier_includes,
 )
 from dlgrade.sandbox import Limits, WorkerSession
 from dlgrade.submission import Submission
 
-DEFAULT_SEED = 20211
 NOT_IMPLEMENTED_PREFIX = "Not implemented yet: "
 RUBRIC_ERROR_PREFIX = (
     "INTERNAL ERROR in the rubric (a bug in the grader's checks, not in your code); "
     "please report it:\n"
 )
 HARNESS_ERROR_PREFIX = "INTERNAL ERROR in the grading harness (not your code):\n"
-#: hidden checks live in their own rubric files (``activity_1_01_hidden.py``), so that the
-#: student kit can leave them out whole: no hidden input or expected value can ship
-HIDDEN_SUFFIX = "_hidden"
 
 
 @dataclass
@@ -228,15 +227,6 @@ def _is_rubric_module(module) -> bool:
     return hasattr(module, "ACTIVITY") or (
         path.parent.name == "checks" and path.name.startswith("activity_")
     )
-
-
-def hidden_name(rubric_file: str) -> str:
-    """``activity_1_01.py`` → ``activity_1_01_hidden.py``, the file of its hidden checks."""
-    return rubric_file.removesuffix(".py") + HIDDEN_SUFFIX + ".py"
-
-
-def is_hidden_rubric(path: str | Path) -> bool:
-    return Path(path).stem.endswith(HIDDEN_SUFFIX)
 
 
 def _validate_module(module) -> list[str]:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dlgrade
+from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
-from dlgrade.gradebook import safe_id, write_atomic
-
-#: folders and files inside a student's folder that do not belong to the submission
-IGNORED_NAMES = {"__pycache__", ".ipynb_checkpoints", ".git", ".DS_Store", "__MACOSX"}
+from dlgrade.files import submission_files
+from dlgrade.gradebook import safe_id
 
 
 class RosterError(DlgradeError):
@@ -110,20 +108,6 @@ def find_students(root: Path) -> list[tuple[str, Path]]:
         seen[student] = folder
         found.append((student, folder.resolve()))
     return found
-
-
-def submission_files(folder: Path) -> list[Path]:
-    """The regular files that make a submission, in a stable order (no links, no caches)."""
-    files = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if name in IGNORED_NAMES or name.endswith(".pyc") or path.is_symlink():
-                continue
-            if path.is_file():
-                files.append(path)
-    return files
 
 
 def files_digest(folder: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dlgrade.errors import RubricError
@@ -30,6 +31,20 @@ ACTIVITIES: dict[str, tuple[str, str]] = {
 DEFAULT_TIMEOUTS = {"quick": 60.0, "standard": 300.0, "full": 3600.0}
 
 CHECK_ATTRIBUTE = "__dlgrade_check__"
+#: the session seed when none is given; each check's seed derives from it
+DEFAULT_SEED = 20211
+#: hidden checks live in their own rubric files (``activity_1_01_hidden.py``), so that the
+#: student kit can leave them out whole: no hidden input or expected value can ship
+HIDDEN_SUFFIX = "_hidden"
+
+
+def hidden_name(rubric_file: str) -> str:
+    """``activity_1_01.py`` → ``activity_1_01_hidden.py``, the file of its hidden checks."""
+    return rubric_file.removesuffix(".py") + HIDDEN_SUFFIX + ".py"
+
+
+def is_hidden_rubric(path: str | Path) -> bool:
+    return Path(path).stem.endswith(HIDDEN_SUFFIX)
 
 
 def activity_budget(call_limits: list[float], tier: str, override: float | None = None) -> float:

@@ -11,7 +11,7 @@ import pytest
 from _pytest import pytester as _pytester
 
 from dlgrade import models
-from dlgrade.plugin import hidden_name
+from dlgrade.rubric import hidden_name
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKS = REPO / "checks"

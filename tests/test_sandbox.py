@@ -273,3 +273,36 @@ def test_a_dead_workers_number_reused_by_another_process_is_never_signalled(tmp_
         if innocent is not None:
             innocent.kill()
             innocent.wait()
+
+
+def test_the_key_and_the_worker_see_the_same_files(tmp_path):
+    """One definition of a submission's files: what its key hashes is what its worker gets
+    (caches, environments, editor and archiver litter and links are neither)."""
+    from dlgrade.files import submission_files
+    from dlgrade.roster import files_digest
+    from dlgrade.sandbox import copy_submission
+
+    folder = tmp_path / "student"
+    (folder / "data").mkdir(parents=True)
+    (folder / "activity_1_01.py").write_text("x = 1\n")
+    (folder / "data" / "notes.txt").write_text("mine\n")
+    for litter in (".venv/lib/site.py", "__pycache__/a.pyc", ".pytest_cache/v", "__MACOSX/._a"):
+        (folder / litter).parent.mkdir(parents=True, exist_ok=True)
+        (folder / litter).write_text("not the student's work\n")
+    (folder / ".DS_Store").write_text("finder\n")
+    (folder / "stale.pyc").write_bytes(b"\0")
+    (tmp_path / "outside.txt").write_text("secret\n")
+    (folder / "link.txt").symlink_to(tmp_path / "outside.txt")
+    (folder / "linked_dir").symlink_to(tmp_path)
+    listed = [p.relative_to(folder).as_posix() for p in submission_files(folder)]
+    assert listed == ["activity_1_01.py", "data/notes.txt"]
+    copy = tmp_path / "copy"
+    copy_submission(folder, copy)
+    copied = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file())
+    assert copied == listed
+    before = files_digest(folder)
+    (folder / ".venv" / "lib" / "site.py").write_text("changed\n")
+    (folder / ".DS_Store").write_text("changed\n")
+    assert files_digest(folder) == before  # litter does not change the key
+    (folder / "data" / "notes.txt").write_text("changed\n")
+    assert files_digest(folder) != before

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlgrade.gradebook import Gradebook, safe_id, write_atomic
+from dlgrade.atomic import write_atomic
+from dlgrade.gradebook import Gradebook, safe_id
 from dlgrade.reports import (
     canvas,
     feedback,

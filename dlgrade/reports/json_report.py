@@ -6,7 +6,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from dlgrade.gradebook import write_atomic
+from dlgrade.atomic import write_atomic
 from dlgrade.rubric import Score
 
 

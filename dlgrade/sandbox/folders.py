@@ -11,8 +11,8 @@ from pathlib import Path
 
 from dlgrade import data
 from dlgrade.errors import SubmissionError
+from dlgrade.files import submission_files
 
-_SKIPPED_NAMES = {"__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache", ".venv"}
 MAX_SUBMISSION_BYTES = 200 * 1024 * 1024
 MAX_SUBMISSION_FILES = 5_000
 MAX_MODEL_BYTES = 512 * 1024 * 1024
@@ -119,29 +119,20 @@ def _chown_tree(folder: Path, uid: int, gid: int) -> None:
 
 
 def copy_submission(source: Path, target: Path) -> None:
-    """Copy regular files only: symlinks are skipped so nothing outside the folder is read."""
+    """Copy the submission's files (:func:`dlgrade.files.submission_files`: regular files
+    only, no links, so nothing outside the folder is read), within the size and count caps."""
     total = files = 0
     target.mkdir()
-    for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
-        rel = Path(dirpath).relative_to(source)
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if d not in _SKIPPED_NAMES and not os.path.islink(os.path.join(dirpath, d))
-        ]
-        for d in dirnames:
-            (target / rel / d).mkdir()
-        for name in filenames:
-            src = Path(dirpath) / name
-            if src.is_symlink() or not src.is_file():
-                continue
-            total += src.stat().st_size
-            files += 1
-            if total > MAX_SUBMISSION_BYTES or files > MAX_SUBMISSION_FILES:
-                raise SubmissionError(
-                    f"the submission folder {source} holds more than "
-                    f"{MAX_SUBMISSION_BYTES // 2**20} MiB or {MAX_SUBMISSION_FILES} files; "
-                    "submit only your code",
-                    reason="submission_too_large",
-                )
-            shutil.copyfile(src, target / rel / name)
+    for src in submission_files(source):
+        total += src.stat().st_size
+        files += 1
+        if total > MAX_SUBMISSION_BYTES or files > MAX_SUBMISSION_FILES:
+            raise SubmissionError(
+                f"the submission folder {source} holds more than "
+                f"{MAX_SUBMISSION_BYTES // 2**20} MiB or {MAX_SUBMISSION_FILES} files; "
+                "submit only your code",
+                reason="submission_too_large",
+            )
+        destination = target / src.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, destination)
