@@ -29,6 +29,7 @@ the clock is the wall clock, as before.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ MAX_STRETCH = 3.0
 SAMPLE_SECONDS = 0.2
 
 
+@functools.cache
 def available() -> bool:
     """Whether this kernel keeps per-thread scheduler statistics (CONFIG_SCHED_INFO)."""
     return Path(f"/proc/{os.getpid()}/task/{os.getpid()}/schedstat").is_file()
