@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dlgrade.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE  # noqa: F401
 from dlgrade.roster import Student
-from dlgrade.rubric import ACTIVITIES, GRADER_FAULTS, REGRADE_REASONS, TIERS, Score
+from dlgrade.rubric import ACTIVITIES, REGRADE_REASONS, TIERS, Score
 
 
 class UsageError(Exception):
@@ -602,7 +602,7 @@ def run_grade(args: argparse.Namespace) -> int:
     if pytest_code == 2:
         print("dlgrade grade: interrupted; run the same command again to finish the class.")
         return 130
-    if any(c["reason"] in GRADER_FAULTS for r in records for c in r.checks):
+    if any(c.is_internal_error for r in records for c in r.checks):
         return EXIT_INTERNAL
     if any(r.status != gradebook.GRADED for r in records):
         return EXIT_FAILED
@@ -623,7 +623,7 @@ def _finished(out: Path, student) -> bool:
     return (
         record.status == gradebook.GRADED
         and record.key == student.key
-        and not any(c["reason"] in REGRADE_REASONS for c in record.checks)
+        and not any(c.reason in REGRADE_REASONS for c in record.checks)
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
-from dlgrade.rubric import GRADER_FAULTS
+from dlgrade.rubric import CheckResult, percent, totals
 
 #: a student's run ended normally: every check produced a result
 GRADED = "graded"
@@ -26,9 +26,6 @@ GRADED = "graded"
 #: checks that did finish are kept, the others count 0, and a re-run grades the student again
 INCOMPLETE = "incomplete"
 STATUSES = (GRADED, INCOMPLETE)
-
-#: outcomes that mean the run did not end the way the student's code meant it to
-ABNORMAL_OUTCOMES = ("timeout", "crash")
 
 #: what a student sees for a hidden check that did not pass (its inputs never leak)
 HIDDEN_FEEDBACK = (
@@ -56,7 +53,7 @@ class StudentRecord:
     rubric_version: str
     seed: int
     activities: tuple[str, ...]  # the activities graded, in order
-    checks: tuple[dict[str, Any], ...]  # CheckResult.to_dict() plus "title"
+    checks: tuple[CheckResult, ...]  # stored as CheckResult.to_dict(title=True)
     started_at: str = ""  # ISO 8601, UTC
     finished_at: str = ""
     wall_s: float = 0.0
@@ -68,30 +65,34 @@ class StudentRecord:
     worker: dict[str, Any] = field(default_factory=dict)
     version: int = RECORD_VERSION
 
+    def __post_init__(self) -> None:
+        checks = tuple(
+            c if isinstance(c, CheckResult) else CheckResult.from_dict(c) for c in self.checks
+        )
+        object.__setattr__(self, "checks", checks)
+
     @property
     def score(self) -> float:
-        return round(sum(c["points"] for c in self.checks), 6)
+        return totals(self.checks)[0]
 
     @property
     def max_score(self) -> float:
-        return round(sum(c["max_points"] for c in self.checks), 6)
+        return totals(self.checks)[1]
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+        return percent(*totals(self.checks))
 
     def activity_scores(self) -> dict[str, tuple[float, float]]:
         """activity → (points, max points), for every graded activity."""
-        totals = {activity: [0.0, 0.0] for activity in self.activities}
+        groups: dict[str, list[CheckResult]] = {activity: [] for activity in self.activities}
         for result in self.checks:
-            pair = totals.setdefault(result["activity"], [0.0, 0.0])
-            pair[0] += result["points"]
-            pair[1] += result["max_points"]
-        return {a: (round(p, 6), round(m, 6)) for a, (p, m) in totals.items()}
+            groups.setdefault(result.activity, []).append(result)
+        return {activity: totals(results) for activity, results in groups.items()}
 
-    def abnormal(self) -> list[dict[str, Any]]:
+    def abnormal(self) -> list[CheckResult]:
         """The checks whose run ended abnormally (timeout, crash)."""
-        return [c for c in self.checks if c["outcome"] in ABNORMAL_OUTCOMES]
+        return [c for c in self.checks if c.abnormal]
 
     def reason(self) -> str:
         """One line for the gradebook row: why this student's run was not normal, or ''."""
@@ -99,11 +100,10 @@ class StudentRecord:
         if self.status != GRADED:
             parts.append(f"{self.status}: {self.note or 'the run did not finish'}")
         counts = Counter(
-            f"{c['outcome']} ({c['reason']})" if c["reason"] else c["outcome"]
-            for c in self.abnormal()
+            f"{c.outcome} ({c.reason})" if c.reason else c.outcome for c in self.abnormal()
         )
         parts += [f"{what} ×{n}" if n > 1 else what for what, n in sorted(counts.items())]
-        internal = [c for c in self.checks if c["reason"] in GRADER_FAULTS]
+        internal = [c for c in self.checks if c.is_internal_error]
         if internal:
             parts.append(f"grader error in {len(internal)} check(s): regrade after the fix")
         return "; ".join(parts)
@@ -111,7 +111,7 @@ class StudentRecord:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["activities"] = list(self.activities)
-        data["checks"] = [dict(c) for c in self.checks]
+        data["checks"] = [c.to_dict(title=True) for c in self.checks]
         data["score"], data["max_score"] = self.score, self.max_score
         return data
 
@@ -120,7 +120,7 @@ class StudentRecord:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         values["activities"] = tuple(values.get("activities", ()))
-        values["checks"] = tuple(values.get("checks", ()))
+        values["checks"] = tuple(CheckResult.from_dict(c) for c in values.get("checks", ()))
         return cls(**values)
 
 
@@ -185,5 +185,5 @@ class Gradebook:
         ids: dict[str, None] = {}
         for record in self.records:
             for result in record.checks:
-                ids.setdefault(result["id"], None)
+                ids.setdefault(result.id, None)
         return list(ids)

@@ -13,6 +13,8 @@ from dlgrade.errors import RubricError
 TIERS = ("quick", "standard", "full")
 VISIBILITIES = ("public", "hidden")
 OUTCOMES = ("pass", "fail", "error", "timeout", "crash", "not_implemented")
+#: outcomes that mean the run did not end the way the student's code meant it to
+ABNORMAL_OUTCOMES = ("timeout", "crash")
 
 #: activity number → (module name in a submission, title)
 ACTIVITIES: dict[str, tuple[str, str]] = {
@@ -172,10 +174,37 @@ class CheckResult:
     def is_internal_error(self) -> bool:
         return self.reason in GRADER_FAULTS
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def abnormal(self) -> bool:
+        """The run ended otherwise than the student's code meant it to (timeout, crash)."""
+        return self.outcome in ABNORMAL_OUTCOMES
+
+    def to_dict(self, *, title: bool = False) -> dict[str, Any]:
+        """As in the grade JSON; ``title``: with the check's title (a student record)."""
         data = asdict(self)
-        del data["title"], data["seed"]
+        del data["seed"]
+        if not title:
+            del data["title"]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        """From :meth:`to_dict`'s form (a record's or a grade JSON's; no title: the id)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known.setdefault("title", str(data.get("id", "")))
+        return cls(**known)
+
+
+def totals(checks) -> tuple[float, float]:
+    """(points, max points) of some check results: the one place scores are added up."""
+    return (
+        round(sum(c.points for c in checks), 6),
+        round(sum(c.max_points for c in checks), 6),
+    )
+
+
+def percent(points: float, max_points: float) -> float:
+    return 100.0 * points / max_points if max_points else 0.0
 
 
 @dataclass(frozen=True)
@@ -189,15 +218,15 @@ class Score:
 
     @property
     def score(self) -> float:
-        return round(sum(c.points for c in self.checks), 6)
+        return totals(self.checks)[0]
 
     @property
     def max_score(self) -> float:
-        return round(sum(c.max_points for c in self.checks), 6)
+        return totals(self.checks)[1]
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.score / self.max_score if self.max_score else 0.0
+        return percent(*totals(self.checks))
 
     def by_activity(self) -> dict[str, list[CheckResult]]:
         groups: dict[str, list[CheckResult]] = {}

@@ -38,7 +38,7 @@ def check(
     stdout: str = "",
     duration_s: float = 0.4,
 ) -> dict:
-    """One element of ``StudentRecord.checks``: CheckResult.to_dict() plus "title"."""
+    """One check of a record as stored: ``CheckResult.to_dict(title=True)``."""
     activity, name = check_id.split("/")
     return {
         "id": check_id,
@@ -546,3 +546,25 @@ def test_summary_renders_in_a_headless_browser(out, tmp_path):
     for hex_colour in (summary_html.BAR, summary_html.SLOW_BAR, summary_html.RATE_COLOURS[0][1]):
         rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
         assert rgb in present, f"no {hex_colour} bars in the screenshot"
+
+
+def test_a_record_holds_check_results_and_reads_back_what_it_wrote(tmp_path):
+    """One result type end to end: a record's checks are CheckResults, written as the grade
+    JSON's form plus the title, read back equal; scores are added up in one place."""
+    from dlgrade import gradebook
+    from dlgrade.rubric import CheckResult, Score
+
+    written = record(
+        "alice",
+        [check("1.01/loss_fn", "pass", 2), check("1.01/solve", "timeout", 3, reason="timeout")],
+    )
+    assert all(isinstance(c, CheckResult) for c in written.checks)
+    assert (written.score, written.max_score) == (2, 5)
+    assert [c.id for c in written.abnormal()] == ["1.01/solve"]
+    path = gradebook.write_record(tmp_path, written)
+    stored = json.loads(path.read_text())
+    assert stored["checks"][0]["title"] == "Loss fn" and "seed" not in stored["checks"][0]
+    again = gradebook.read_record(path)
+    assert again == written
+    same = Score(submission="", tier="quick", seed=0, checks=written.checks)
+    assert (same.score, same.max_score, same.percent) == (2, 5, written.percent)

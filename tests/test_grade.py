@@ -89,7 +89,7 @@ def test_every_student_is_in_the_gradebook_with_the_reason_in_their_row(klass, t
     assert "[5/5]" in run.stdout and "✗ carol" in run.stdout  # progress, one line a student
     alice = records(out)["alice"]
     assert alice.worker["starts"] == 1
-    assert [c["id"] for c in alice.checks] == ["1.01/loss_fn_at_zero", "1.01/start_is_honoured"]
+    assert [c.id for c in alice.checks] == ["1.01/loss_fn_at_zero", "1.01/start_is_honoured"]
 
 
 def test_two_jobs_give_the_same_grades_with_one_worker_per_student(klass, tmp_path):
@@ -105,7 +105,7 @@ def test_two_jobs_give_the_same_grades_with_one_worker_per_student(klass, tmp_pa
     # that is not graded, or that holds fewer checks; and the two processes shared the class
     for name, record in graded.items():
         assert record.status == gradebook.GRADED, name
-        assert [c["id"] for c in record.checks] == [
+        assert [c.id for c in record.checks] == [
             "1.01/loss_fn_at_zero",
             "1.01/start_is_honoured",
         ], name
@@ -189,7 +189,7 @@ def test_a_grading_process_that_dies_costs_only_that_student_a_complete_grade(kl
     assert book["bob"]["status"] == "incomplete"
     assert "the grading process died during check test_the_grader_dies" in book["bob"]["reason"]
     bob = records(out)["bob"]
-    assert {c["id"] for c in bob.checks} == {"1.01/loss_fn_at_zero", "1.01/start_is_honoured"}
+    assert {c.id for c in bob.checks} == {"1.01/loss_fn_at_zero", "1.01/start_is_honoured"}
     assert [book[s]["status"] for s in ("alice", "carol", "dave", "erin")] == ["graded"] * 4
     assert book["alice"]["total"] == "4"
     (klass / "bob" / CRASH_MARKER).unlink()

@@ -11,11 +11,10 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from dlgrade.gradebook import HIDDEN_FEEDBACK, INCOMPLETE, StudentRecord
 from dlgrade.reports.gradebook_csv import format_percent, format_points
-from dlgrade.rubric import ACTIVITIES
+from dlgrade.rubric import ACTIVITIES, CheckResult
 
 PASS_MARK = "✓"
 FAIL_MARK = "✗"
@@ -43,26 +42,26 @@ class StudentView:
     stdout: str  # what their code printed; always "" for a hidden check
 
 
-def student_view(check: dict[str, Any]) -> StudentView:
-    hidden = check["visibility"] == "hidden"
-    passed = check["outcome"] == "pass"
+def student_view(check: CheckResult) -> StudentView:
+    hidden = check.visibility == "hidden"
+    passed = check.passed
     if passed:
         feedback = ""
     elif hidden:
         feedback = HIDDEN_FEEDBACK
     else:
-        feedback = check["feedback"]
+        feedback = check.feedback
     return StudentView(
-        id=check["id"],
-        activity=check["activity"],
-        title=check.get("title") or check["id"],
+        id=check.id,
+        activity=check.activity,
+        title=check.title or check.id,
         hidden=hidden,
         passed=passed,
-        outcome="" if hidden else check["outcome"],
-        points=check["points"],
-        max_points=check["max_points"],
+        outcome="" if hidden else check.outcome,
+        points=check.points,
+        max_points=check.max_points,
         feedback=feedback,
-        stdout="" if hidden or passed else check["stdout"],
+        stdout="" if hidden or passed else check.stdout,
     )
 
 
@@ -75,7 +74,7 @@ def by_activity(record: StudentRecord) -> list[tuple[str, list[StudentView]]]:
     """The record's checks as students see them, grouped by activity in the record's order."""
     groups: dict[str, list[StudentView]] = {a: [] for a in record.activities}
     for check in record.checks:
-        groups.setdefault(check["activity"], []).append(student_view(check))
+        groups.setdefault(check.activity, []).append(student_view(check))
     return list(groups.items())
 
 

@@ -12,10 +12,10 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from dlgrade.gradebook import Gradebook, StudentRecord
-from dlgrade.rubric import GRADER_FAULTS
+from dlgrade.rubric import ABNORMAL_OUTCOMES
 
-ERROR_OUTCOMES = ("error", "timeout", "crash")
-INTERNAL_REASONS = GRADER_FAULTS
+#: JUnit's "error" (not "failure"): the student's code raised, or the run ended abnormally
+ERROR_OUTCOMES = ("error", *ABNORMAL_OUTCOMES)
 
 # characters XML 1.0 does not allow, even escaped
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -27,9 +27,9 @@ def xml_text(text: str) -> str:
 
 def kind(check: dict[str, Any]) -> str:
     """``passed``, ``failure`` or ``error``."""
-    if check["reason"] in INTERNAL_REASONS or check["outcome"] in ERROR_OUTCOMES:
+    if check.is_internal_error or check.outcome in ERROR_OUTCOMES:
         return "error"
-    return "passed" if check["outcome"] == "pass" else "failure"
+    return "passed" if check.passed else "failure"
 
 
 def _suite(record: StudentRecord) -> ET.Element:
@@ -56,19 +56,17 @@ def _suite(record: StudentRecord) -> ET.Element:
             suite,
             "testcase",
             {
-                "classname": xml_text(f"{record.student}.{check['activity']}"),
-                "name": xml_text(check["id"]),
-                "time": f"{check['duration_s']:.3f}",
+                "classname": xml_text(f"{record.student}.{check.activity}"),
+                "name": xml_text(check.id),
+                "time": f"{check.duration_s:.3f}",
             },
         )
         if result != "passed":
-            message = (
-                f"{check['outcome']}: {check['reason']}" if check["reason"] else check["outcome"]
-            )
-            element = ET.SubElement(case, result, message=xml_text(message), type=check["outcome"])
-            element.text = xml_text(check["feedback"])
-        if check["stdout"]:
-            ET.SubElement(case, "system-out").text = xml_text(check["stdout"])
+            message = f"{check.outcome}: {check.reason}" if check.reason else check.outcome
+            element = ET.SubElement(case, result, message=xml_text(message), type=check.outcome)
+            element.text = xml_text(check.feedback)
+        if check.stdout:
+            ET.SubElement(case, "system-out").text = xml_text(check.stdout)
     return suite
 
 

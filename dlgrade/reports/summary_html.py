@@ -18,7 +18,6 @@ from dlgrade.gradebook import GRADED, INCOMPLETE, Gradebook, StudentRecord, safe
 from dlgrade.reports.feedback import activity_title
 from dlgrade.reports.gradebook_csv import format_percent, format_points
 from dlgrade.reports.grades_json import shared
-from dlgrade.reports.junit import INTERNAL_REASONS
 
 NO_STUDENTS = "No students graded yet."
 SLOWEST = 10
@@ -217,10 +216,8 @@ def pass_rates(book: Gradebook) -> list[PassRate]:
     found: dict[str, list] = {}
     for record in _graded(book):
         for check in record.checks:
-            entry = found.setdefault(
-                check["id"], [check.get("title") or check["id"], check["visibility"], 0, 0]
-            )
-            entry[2] += check["outcome"] == "pass"
+            entry = found.setdefault(check.id, [check.title or check.id, check.visibility, 0, 0])
+            entry[2] += check.passed
             entry[3] += 1
     order = {check_id: i for i, check_id in enumerate(book.check_ids())}
     rates = [
@@ -325,9 +322,9 @@ def _what_happened(record: StudentRecord) -> list[str]:
             "— regrade this student"
         )
     for check in record.checks:
-        if check["outcome"] in ("timeout", "crash") or check["reason"] in INTERNAL_REASONS:
-            reason = f" ({check['reason']})" if check["reason"] else ""
-            items.append(f"<code>{_esc(check['id'])}</code>: {_esc(check['outcome'] + reason)}")
+        if check.abnormal or check.is_internal_error:
+            reason = f" ({check.reason})" if check.reason else ""
+            items.append(f"<code>{_esc(check.id)}</code>: {_esc(check.outcome + reason)}")
     return items
 
 
