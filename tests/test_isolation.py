@@ -21,20 +21,26 @@ def test_a_submission_that_patches_the_grader_cannot_change_its_score(grade, bro
     assert graded.grade["score"] != 100
 
 
-def test_the_worker_gets_a_scrubbed_environment(monkeypatch, tmp_path):
+def _worker_environment(tmp_path):
+    """The environment a worker sees (and its closed session, for its folders)."""
     from dlgrade.sandbox import WorkerSession
 
-    monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
-    monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "activity_1_01.py").write_text(
         "import os\n\ndef env():\n    return dict(os.environ)\n"
     )
     session = WorkerSession(tmp_path / "sub")
     try:
-        env = session.call("activity_1_01", "env")
+        return session.call("activity_1_01", "env"), session
     finally:
         session.close()
+
+
+def test_the_worker_gets_a_scrubbed_environment(monkeypatch, tmp_path):
+
+    monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
+    monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path))
+    env, session = _worker_environment(tmp_path)
     assert "GITHUB_TOKEN" not in env
     assert env["DLGRADE_DATA_DIR"] == str(tmp_path)
     assert env["HOME"].startswith(str(session.root))
@@ -46,7 +52,6 @@ def test_a_relative_data_mirror_reaches_the_worker_as_the_folder_it_names(monkey
     grader runs; the worker runs in its scratch copy, so it must get the absolute folder,
     and NLTK must be pointed at the mirror's corpora there too."""
     from dlgrade import data
-    from dlgrade.sandbox import WorkerSession
 
     mirror = tmp_path / "shared" / "data"
     nltk = data.dataset("nltk")  # the mirror's layout, with placeholder bytes
@@ -60,15 +65,7 @@ def test_a_relative_data_mirror_reaches_the_worker_as_the_folder_it_names(monkey
     here.mkdir()
     monkeypatch.chdir(here)
     monkeypatch.setenv("DLGRADE_DATA_DIR", "../shared/data")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "activity_1_01.py").write_text(
-        "import os\n\ndef env():\n    return dict(os.environ)\n"
-    )
-    session = WorkerSession(tmp_path / "sub")
-    try:
-        env = session.call("activity_1_01", "env")
-    finally:
-        session.close()
+    env, session = _worker_environment(tmp_path)
     assert env["DLGRADE_DATA_DIR"] == str(mirror)
     assert os.path.isdir(env["DLGRADE_DATA_DIR"])
     assert env.get("NLTK_DATA") == str(mirror / "nltk_data"), env.get("NLTK_DATA")
