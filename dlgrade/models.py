@@ -69,7 +69,7 @@ def keras():
     if "keras" not in sys.modules:
         with profile.timed("trusted Keras import (in a check)"):
             importlib.import_module("keras")
-    module = importlib.import_module("keras")
+    module = sys.modules["keras"]
     if _seed is not None and not _seeded:
         module.utils.set_random_seed(_seed)
         _seeded = True
@@ -112,10 +112,10 @@ def require_gpu(why: str) -> None:
 def load(path: Path):
     """Load an exported model; refuse code-carrying layers with a message for the student."""
     _refuse_oversized(path)
-    keras()
+    module = keras()  # imported and seeded outside the load's own timing
     try:
         with profile.timed("load model (trusted side)"):
-            return keras().models.load_model(path, safe_mode=True, compile=True)
+            return module.models.load_model(path, safe_mode=True, compile=True)
     except ValueError as exc:
         text = str(exc)
         if "Lambda" in text or "safe_mode" in text or "unsafe" in text.lower():

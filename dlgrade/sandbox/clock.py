@@ -91,7 +91,9 @@ class CallClock:
         self.limit = limit
         self.pid = pid
         self.cpus = cpus_for(pid)
-        self._read = read if pid is not None and available_for(read) else None
+        # a sampler of the tests' own, or the kernel's where it keeps the statistics
+        usable = read is not tree_threads or available()
+        self._read = read if pid is not None and usable else None
         self._now = now
         self.began = self._last_time = now()
         self.counted = 0.0
@@ -151,7 +153,3 @@ class CallClock:
     def remaining(self) -> float:
         """A lower bound on the wall time left before ``expired`` can become true."""
         return max(0.0, self.limit - self.counted - (self._now() - self._last_time))
-
-
-def available_for(read) -> bool:
-    return read is not tree_threads or available()
