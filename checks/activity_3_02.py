@@ -320,6 +320,7 @@ def test_a_few_steps_train_the_head_only(submission, student, shared_tree, tree)
     points=4,
     tier="full",
     timeout=7200,
+    gpu=True,
     feedback="with ImageNet weights and the real Fruits-360 data the book reaches train "
     "0.9106 / test 0.8920; the check asks for ≥ 0.88 / ≥ 0.85.",
 )

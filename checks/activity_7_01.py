@@ -290,6 +290,7 @@ def test_generated_samples_are_diverse(short_run):
     points=4,
     tier="full",
     timeout=7200,
+    gpu=True,
     feedback="the book's 5,000 iterations of batch 128 must end with the discriminator's "
     "mean probability in [0.35, 0.65].",
 )

@@ -8,19 +8,20 @@ internal error of the grader (a rubric bug or a harness failure).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from importlib import resources
 from pathlib import Path
 
-from dlgrade.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE  # noqa: F401
-from dlgrade.roster import Student
-from dlgrade.rubric import ACTIVITIES, REGRADE_REASONS, TIERS, Score
-
-
-class UsageError(Exception):
-    """The command line asks for something that cannot be done; exit 2."""
+from dlgrade.errors import (  # noqa: F401
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
+from dlgrade.rubric import ACTIVITIES, TIERS, Score
+from dlgrade.selection import checks_dir, quiet_pytest, rubric_files, select_activities
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,9 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--jobs",
         "-j",
-        default="1",
         metavar="N",
-        help="students graded in parallel ('auto': one per CPU; default 1)",
+        help="students graded in parallel ('auto': one per CPU; default 1, or with "
+        "--executor dask one worker per CPU)",
     )
     grade.add_argument(
         "--activity",
@@ -120,6 +121,19 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--disk-limit", type=float, metavar="GIB", help="per student, in GiB")
     grade.add_argument(
         "--allow-network", action="store_true", help="let submissions use the network"
+    )
+    grade.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this machine (default); dask: a Dask cluster, see docs/cluster.md "
+        '(pip install "dlgrade[dask]")',
+    )
+    grade.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler, e.g. tcp://HOST:8786 (default with --executor dask: a "
+        "local cluster of --jobs workers)",
     )
     grade.set_defaults(run=run_grade)
 
@@ -318,73 +332,6 @@ def run_data_synth(args: argparse.Namespace) -> int:
 # -- check -------------------------------------------------------------------------------
 
 
-def checks_dir(explicit: Path | None) -> Path:
-    candidates = [explicit] if explicit else []
-    if os.environ.get("DLGRADE_CHECKS"):
-        candidates.append(Path(os.environ["DLGRADE_CHECKS"]))
-    candidates += [Path(__file__).resolve().parent.parent / "checks", Path.cwd() / "checks"]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    raise UsageError(
-        "no rubric folder found; pass --checks DIR or set DLGRADE_CHECKS "
-        f"(looked in: {', '.join(str(c) for c in candidates)})"
-    )
-
-
-def select_activities(directory: Path, requested: list[str] | None) -> list[str]:
-    if requested:
-        unknown = [a for a in requested if a not in ACTIVITIES]
-        if unknown:
-            raise UsageError(
-                f"unknown activity {', '.join(unknown)}; known: {', '.join(ACTIVITIES)}"
-            )
-        return list(dict.fromkeys(requested))
-    present = [a for a, (module, _) in ACTIVITIES.items() if (directory / f"{module}.py").exists()]
-    if not present:
-        raise UsageError(
-            f"{directory} holds no activity_*.py file; run `dlgrade new {directory}` for "
-            "skeletons, or pass --activity"
-        )
-    return present
-
-
-def quiet_pytest(rubric_root: Path) -> list[str]:
-    """pytest's options for a grading session: dlgrade prints the report, nothing else."""
-    return [
-        "--tb=no",
-        "-rN",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:warnings",
-        # its unconfigure runs a full garbage collection (seconds with TensorFlow loaded)
-        # to report unraisable exceptions, which a grading session never shows
-        "-p",
-        "no:unraisableexception",
-        "-o",
-        "addopts=",
-        "--rootdir",
-        str(rubric_root),
-    ]
-
-
-def rubric_files(rubric_root: Path, activities: list[str]) -> list[Path]:
-    """Each activity's rubric, and its hidden checks where this rubric folder has them."""
-    from dlgrade.rubric import hidden_name
-
-    files = []
-    for activity in activities:
-        rubric = rubric_root / f"{ACTIVITIES[activity][0]}.py"
-        if not rubric.is_file():
-            raise UsageError(f"no rubric for activity {activity} in {rubric_root}")
-        files.append(rubric)
-        hidden = rubric_root / hidden_name(rubric.name)
-        if hidden.is_file():
-            files.append(hidden)
-    return files
-
-
 def run_check(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     if not directory.is_dir():
@@ -449,251 +396,38 @@ def _jobs(value: str) -> int:
     return jobs
 
 
-def _class_students(source: Path, out: Path) -> list[Student]:
-    """The roster's students, from a folder of folders or an LMS export zip."""
-    from dlgrade import lms
-    from dlgrade.roster import RosterError, Student, find_students
-
-    if source.is_file() and lms.is_archive(source):
-        try:
-            imported = lms.unpack(source, out / ".lms" / "submissions")
-        except lms.LmsError as exc:
-            raise UsageError(str(exc)) from None
-        for entry, why in imported.unmapped:
-            print(f"  not mapped to a student: {entry} — {why}")
-        if imported.unmapped:
-            print(
-                f"{len(imported.unmapped)} entr(y/ies) of {source.name} were not mapped; see "
-                f"{imported.root / 'lms_import.json'} and docs/lms.md"
-            )
-        if not imported.students:
-            raise UsageError(f"{source}: no student could be mapped from this archive")
-        return [
-            Student(s.student, str(Path(s.folder).resolve()), name=s.name, lms_id=s.lms_id)
-            for s in imported.students
-        ]
-    if source.is_file():
-        raise UsageError(
-            f"{source} is a file but not a zip archive; pass a folder holding one folder per "
-            "student, or the zip your LMS exported"
-        )
-    try:
-        return [Student(student, str(folder)) for student, folder in find_students(source)]
-    except RosterError as exc:
-        raise UsageError(str(exc)) from None
-
-
 def run_grade(args: argparse.Namespace) -> int:
-    import uuid
+    from dlgrade import classrun
 
-    from dlgrade import gradebook, roster
-    from dlgrade.reports import console
-    from dlgrade.reports.exports import write_exports
-    from dlgrade.rubric import DEFAULT_SEED
-
-    jobs = _jobs(args.jobs)
-    out: Path = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    students = _class_students(args.source, out)
-    folders = [Path(s.folder) for s in students]
-    activities = args.activity or roster.activities_present(folders)
-    if not activities:
+    jobs = _jobs(args.jobs or "1")
+    options = list(limit_options(args))
+    if args.call_timeout:
+        options += ["--call-timeout", str(args.call_timeout)]
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if args.scheduler and args.jobs:
         raise UsageError(
-            f"no student in {args.source} has an activity_*.py file; pass --activity to grade "
-            "them anyway"
+            "--jobs sizes the cluster dlgrade starts; with --scheduler the cluster's workers "
+            "decide how many students run at once"
         )
-    activities = select_activities(args.source, activities)
-    rubric_root = checks_dir(args.checks)
-    files = rubric_files(rubric_root, activities)
-    version = roster.rubric_version(files)
-    seed = DEFAULT_SEED if args.seed is None else args.seed
-    limits = limit_options(args)
+    if args.executor == "dask":
+        from dlgrade import cluster
 
-    todo, kept = [], []
-    for student in students:
-        digest = roster.files_digest(Path(student.folder))
-        key = roster.grading_key(digest, version, args.tier, seed)
-        student = roster.Student(student.student, student.folder, key, student.name, student.lms_id)
-        if not args.force and _finished(out, student):
-            kept.append(student)
-        else:
-            todo.append(student)
-    jobs = min(jobs, max(1, len(todo)))
-    print(
-        f"dlgrade grade · {len(students)} student(s) · activities {', '.join(activities)} · "
-        f"tier {args.tier} · seed {seed} · rubric {version}"
+        # raises UsageError where the dask extra is not installed
+        executor = cluster.DaskExecutor(args.scheduler, workers=jobs if args.jobs else None)
+    else:
+        executor = classrun.LocalExecutor(jobs)
+    job = classrun.plan(
+        args.source,
+        args.out,
+        activities=args.activity,
+        checks=args.checks,
+        tier=args.tier,
+        seed=args.seed,
+        force=args.force,
+        options=tuple(options),
     )
-    if kept:
-        print(f"{len(kept)} student(s) unchanged since their last grading: kept (--force regrades)")
-    code = pytest_code = 0
-    if todo:
-        print(f"grading {len(todo)} student(s), {jobs} at a time; results in {out}")
-        the_roster = roster.Roster(
-            out=str(out),
-            run=uuid.uuid4().hex[:12],
-            tier=args.tier,
-            seed=seed,
-            rubric_version=version,
-            activities=tuple(activities),
-            students=tuple(todo),
-        )
-        roster_path = out / ".run" / "roster.json"
-        the_roster.write(roster_path)
-        pytest_args = [str(f) for f in files] + [
-            "--class-roster",
-            str(roster_path),
-            "--tier",
-            args.tier,
-            "--dlgrade-seed",
-            str(seed),
-            "-qq",
-            *quiet_pytest(rubric_root),
-            *limits,
-        ]
-        if args.call_timeout:
-            pytest_args += ["--call-timeout", str(args.call_timeout)]
-        # Always through pytest-xdist (-n below), even for one job: a grading process that
-        # dies (a native crash on the trusted side) is replaced and the class goes on. The
-        # plugin schedules by student.
-        import pytest
-
-        # Collect once here first: a malformed rubric is reported plainly, not as the
-        # crash of every xdist worker that tries to collect it.
-        terminal = ("-qq", "--tb=no", "-rN")  # options of the terminal plugin, left out
-        collect = [a for a in pytest_args if a not in terminal]
-        collected = pytest.main([*collect, "--collect-only", "-p", "no:terminal"])
-        sys.stdout.flush()
-        progress = console.ClassProgress(len(todo), jobs)
-        try:
-            if collected != 0:
-                pytest_code = collected
-            else:
-                pytest_code = pytest.main([*pytest_args, "-n", str(jobs)], plugins=[progress])
-        except Exception as exc:  # noqa: BLE001 - anything escaping pytest is a harness bug
-            print(f"dlgrade grade: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-            pytest_code = EXIT_INTERNAL
-        finally:
-            progress.close()
-        broken = pytest_code in (3, 4)  # pytest's internal or usage error: no rubric ran
-        _settle(
-            out,
-            the_roster,
-            progress.crashed,
-            why="the rubric could not be run (a grader bug, reported above)"
-            if broken
-            else "interrupted before this student's grading finished"
-            if pytest_code == 2
-            else "",
-        )
-        if broken:
-            print("dlgrade grade: the rubric could not be run (see above); this is a grader bug.")
-            code = EXIT_INTERNAL
-    records = []
-    for student in students:
-        try:
-            records.append(gradebook.read_record(gradebook.record_path(out, student.student)))
-        except gradebook.GradebookError as exc:
-            print(f"dlgrade grade: {exc}", file=sys.stderr)
-    book = gradebook.Gradebook.of(records)
-    written = write_exports(out, book)
-    _class_summary(book, out, written)
-    if code:
-        return code
-    if pytest_code == 2:
-        print("dlgrade grade: interrupted; run the same command again to finish the class.")
-        return 130
-    if any(c.is_internal_error for r in records for c in r.checks):
-        return EXIT_INTERNAL
-    if any(r.status != gradebook.GRADED for r in records):
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _finished(out: Path, student) -> bool:
-    """A finished record graded under this very key (and no grader error in it) is kept."""
-    from dlgrade import gradebook
-
-    path = gradebook.record_path(out, student.student)
-    if not path.exists():
-        return False
-    try:
-        record = gradebook.read_record(path)
-    except gradebook.GradebookError:
-        return False
-    return (
-        record.status == gradebook.GRADED
-        and record.key == student.key
-        and not any(c.reason in REGRADE_REASONS for c in record.checks)
-    )
-
-
-def _settle(out: Path, the_roster, crashed: dict[str, str], *, why: str) -> None:
-    """Give every student of the run a record, whatever happened to the grading processes.
-
-    ``why``: what stopped the run, if anything; else a missing or unfinished record means
-    that a grading process died."""
-    from dlgrade import gradebook
-    from dlgrade.plugin import IN_PROGRESS_NOTE
-
-    in_progress = IN_PROGRESS_NOTE.format(run=the_roster.run)
-    for student in the_roster.students:
-        path = gradebook.record_path(out, student.student)
-        record = None
-        if path.exists():
-            try:
-                record = gradebook.read_record(path)
-            except gradebook.GradebookError:
-                record = None
-        if record is not None and record.key == student.key and record.note != in_progress:
-            if record.status == gradebook.GRADED or student.student not in crashed:
-                continue
-        reason = why or "the grading process died" + (
-            f" during check {crashed[student.student]}" if student.student in crashed else ""
-        )
-        if record is None or record.key != student.key:  # nothing of this grading to keep
-            record = gradebook.StudentRecord(
-                student=student.student,
-                folder=student.folder,
-                status=gradebook.INCOMPLETE,
-                key=student.key,
-                tier=the_roster.tier,
-                rubric_version=the_roster.rubric_version,
-                seed=the_roster.seed,
-                activities=the_roster.activities,
-                checks=(),
-                name=student.name,
-                lms_id=student.lms_id,
-            )
-        note = (
-            f"{reason} ({len(record.checks)} check(s) recorded); re-run `dlgrade grade` to "
-            "grade this student again"
-        )
-        gradebook.write_record(
-            out, dataclasses.replace(record, status=gradebook.INCOMPLETE, note=note)
-        )
-
-
-def _class_summary(book, out: Path, written: list[Path]) -> None:
-    from statistics import mean, median
-
-    from dlgrade import gradebook
-
-    records = book.records
-    graded = [r for r in records if r.status == gradebook.GRADED]
-    percents = [r.percent for r in graded]
-    print("")
-    line = f"{len(records)} student(s): {len(graded)} graded"
-    if len(graded) < len(records):
-        line += f", {len(records) - len(graded)} incomplete"
-    if percents:
-        line += f" · mean {mean(percents):.1f}% · median {median(percents):.1f}%"
-    print(line)
-    for record in records:
-        reason = record.reason()
-        if reason:
-            print(f"  {record.student}: {reason}")
-    names = ", ".join(sorted({p.relative_to(out).parts[0] for p in written}))
-    print(f"results in {out}: {names}")
+    return classrun.run(job, executor)
 
 
 def run_kit(args: argparse.Namespace) -> int:

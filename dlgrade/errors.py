@@ -11,6 +11,10 @@ class DlgradeError(Exception):
     """Base of every error dlgrade raises on purpose."""
 
 
+class UsageError(DlgradeError):
+    """A command line asks for something that cannot be done (exit 2)."""
+
+
 class SubmissionError(DlgradeError):
     """The student's code did something the check cannot grade.
 

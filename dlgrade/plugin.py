@@ -643,9 +643,11 @@ class ClassRun:
         which pytest 9.2 no longer allows: pytest-xdist#1386.)"""
         from xdist.scheduler import LoadScopeScheduling
 
+        from dlgrade.classrun import student_of
+
         class StudentScheduling(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:
-                return console.ClassProgress.student_of(nodeid) or nodeid
+                return student_of(nodeid) or nodeid
 
             def _reschedule(self, node) -> None:
                 """With look-ahead, keep two students queued on each worker (LoadScope waits
@@ -800,7 +802,11 @@ class ClassRun:
         return None
 
     def graded(self, student: Student, result: CheckResult) -> dict:
-        """Record one finished check; close the student's worker after their last one."""
+        """Record one finished check; close the student's worker after their last one.
+        Returns the :class:`~dlgrade.classrun.CheckGraded` event, as a dict (it travels
+        from an xdist worker to the controlling process in the report)."""
+        from dlgrade.classrun import CheckGraded
+
         state = self.state(student)
         state.results = [r for r in state.results if r.id != result.id] + [result]
         done = len(state.results) >= self.expected.get(student.student, 0)
@@ -808,17 +814,13 @@ class ClassRun:
             self.finished.add(student.student)
             self._close(state)
         record = self._write(student, state, gradebook.GRADED if done else None)
-        return {
-            "student": student.student,
-            "check": result.id,
-            "outcome": result.outcome,
-            "done": done,
-            "score": record.score,
-            "max_score": record.max_score,
-            "percent": round(record.percent, 1),
-            "wall_s": record.wall_s,
-            "abnormal": bool(record.abnormal()),
-        }
+        return CheckGraded(
+            student=student.student,
+            check=result.id,
+            outcome=result.outcome,
+            abnormal=bool(record.abnormal()),
+            done=done,
+        ).to_dict()
 
     def finish(self) -> None:
         """At the end of the session: whoever started and did not finish is INCOMPLETE."""

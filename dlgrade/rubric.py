@@ -82,6 +82,8 @@ class CheckSpec:
     visibility: str
     feedback: str
     timeout: float | None = None
+    #: the check needs a GPU (a class run on a Dask cluster sends it to a GPU worker)
+    gpu: bool = False
 
 
 def check(
@@ -91,11 +93,13 @@ def check(
     tier: str = "quick",
     visibility: str = "public",
     timeout: float | None = None,
+    gpu: bool = False,
 ) -> Callable:
     """Declare a rubric check: ``@dlgrade.check(points=2, feedback="...")`` on a test.
 
     ``feedback`` says what to fix when the check does not pass; ``timeout`` overrides the
-    tier's limit for each call the check makes into the submission.
+    tier's limit for each call the check makes into the submission; ``gpu=True`` says that
+    it needs a GPU (on a Dask cluster the student's task asks for ``resources={"GPU": 1}``).
     """
 
     def declare(function: Callable) -> Callable:
@@ -116,10 +120,12 @@ def check(
             raise RubricError(f"{where}: feedback must say what to fix, got {feedback!r}")
         if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
             raise RubricError(f"{where}: timeout must be a positive number of seconds")
+        if not isinstance(gpu, bool):
+            raise RubricError(f"{where}: gpu must be True or False, got {gpu!r}")
         setattr(
             function,
             CHECK_ATTRIBUTE,
-            CheckSpec(float(points), tier, visibility, feedback.strip(), timeout),
+            CheckSpec(float(points), tier, visibility, feedback.strip(), timeout, gpu),
         )
         return function
 

@@ -238,31 +238,32 @@ def test_a_single_submission_folder_is_pointed_to_dlgrade_check(tmp_path):
     assert f"dlgrade check {folder}" in run.stderr
 
 
-class _Report:
-    def __init__(self, nodeid, when="call", properties=()):
-        self.nodeid, self.when, self.user_properties = nodeid, when, list(properties)
-
-
 def test_the_progress_display_counts_students_and_estimates_the_time_left(capfd):
+    from dlgrade.classrun import CheckGraded, GraderDied, StudentGraded, StudentStarted, student_of
     from dlgrade.reports.console import ClassProgress
+    from dlgrade.rubric import CheckResult
 
     node = "checks/activity_1_01.py::test_solve[{}]"
-    assert ClassProgress.student_of(node.format("alice")) == "alice"
-    assert ClassProgress.student_of(node.format("a@b") + "@student3") == "a@b"
-    assert ClassProgress.student_of("checks/activity_1_01.py::test_solve") is None
-    progress = ClassProgress(total=4, jobs=2)
+    assert student_of(node.format("alice")) == "alice"
+    assert student_of(node.format("a@b") + "@student3") == "a@b"
+    assert student_of("checks/activity_1_01.py::test_solve") is None
+    progress = ClassProgress(total=4)
     progress.began -= 60  # a minute into the run
-    progress.pytest_runtest_logstart(node.format("alice"), None)
-    progress.pytest_runtest_logstart(node.format("bob"), None)
-    info = {"student": "alice", "check": "1.01/solve", "outcome": "pass", "score": 3}
-    info |= {"max_score": 3, "percent": 100.0, "wall_s": 30.0, "abnormal": False, "done": True}
-    progress.pytest_runtest_logreport(_Report(node.format("alice"), properties=[("dlgrade", info)]))
-    progress.pytest_runtest_logreport(_Report(node.format("bob"), when="???"))  # xdist: died
+    progress.event(StudentStarted("alice"))
+    progress.event(StudentStarted("bob"))
+    progress.event(CheckGraded("alice", "1.01/solve", "pass", abnormal=False, done=True))
+    passed = CheckResult(
+        "1.01/solve", "1.01", "solve", "quick", "public", 3, 3, "pass", "", "", 1.0, ""
+    )
+    record = gradebook.StudentRecord(
+        "alice", "/x", "graded", "k", "quick", "v", 1, ("1.01",), (passed,), wall_s=30.0
+    )
+    progress.event(StudentGraded(record))
+    progress.event(GraderDied("bob", "test_solve"))
     status = progress.status()
     progress.close()
     assert status.startswith("graded 1/4 · running 1 · failed 1 (timeout, crash)")
     assert "ETA 3:0" in status  # one student a minute, three to go
-    assert progress.crashed == {"bob": "test_solve"}
     assert "[1/4] ✓ alice  3/3 (100.0%)  30 s" in capfd.readouterr().out
 
 

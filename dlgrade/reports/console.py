@@ -147,20 +147,17 @@ class ClassProgress:
     "Failed" counts the students whose run ended abnormally (a timeout or a crash in some
     check, or a grading process that died), not the ones who merely lost points.
 
-    A pytest plugin of the controlling process: pytest-xdist forwards each worker's
-    ``logstart`` and ``logreport`` there. It writes to a duplicate of stdout taken before
-    pytest starts capturing, one line per finished student and, on a terminal, a status line
-    that ticks every second.
+    It receives the run's typed events (:mod:`dlgrade.classrun`) and writes to a duplicate
+    of stdout taken before pytest starts capturing: one line per finished student and, on a
+    terminal, a status line that ticks every second.
     """
 
-    def __init__(self, total: int, jobs: int):
+    def __init__(self, total: int):
         self.total = total
-        self.jobs = jobs
         self.began = time.monotonic()
         self.running: set[str] = set()
-        self.done: dict[str, dict] = {}
+        self.done: set[str] = set()
         self.abnormal: set[str] = set()
-        self.crashed: dict[str, str] = {}  # student → the check during which a grader died
         self._fd = os.dup(1)
         self._tty = os.isatty(self._fd)
         self._lock = threading.Lock()
@@ -170,50 +167,40 @@ class ClassProgress:
             self._thread = threading.Thread(target=self._tick, daemon=True)
             self._thread.start()
 
-    @staticmethod
-    def student_of(nodeid: str) -> str | None:
-        """``checks/activity_1_01.py::test_x[alice]@student0`` → ``alice``."""
-        head = nodeid.rsplit("@", 1)[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
-        if not head.endswith("]") or "[" not in head:
-            return None
-        return head[head.rindex("[") + 1 : -1]
+    def event(self, event) -> None:
+        from dlgrade.classrun import CheckGraded, GraderDied, StudentGraded, StudentStarted
 
-    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
-        student = self.student_of(nodeid)
-        if student is not None and student not in self.done:
-            with self._lock:
-                self.running.add(student)
-
-    def pytest_runtest_logreport(self, report) -> None:
-        if report.when == "???":  # pytest-xdist: the worker process died during this test
-            student = self.student_of(report.nodeid)
-            if student is not None:
-                self.crashed[student] = report.nodeid.split("::")[-1].split("[")[0]
-                self.abnormal.add(student)
-            return
-        for name, value in report.user_properties:
-            if name == "dlgrade" and isinstance(value, dict):
-                self._graded(value)
-
-    def _graded(self, info: dict) -> None:
-        student = info["student"]
         with self._lock:
-            if info.get("abnormal"):
-                self.abnormal.add(student)
-            if not info.get("done"):
-                self.running.add(student)
-                return
-            self.running.discard(student)
-            self.done[student] = info
-            full = info["score"] >= info["max_score"] > 0
-            mark = FAIL_MARK if student in self.abnormal else PASS_MARK if full else "•"
-            line = (
-                f"[{len(self.done):>{len(str(self.total))}}/{self.total}] {mark} {student}  "
-                f"{_points(info['score'])}/{_points(info['max_score'])} "
-                f"({info['percent']:.1f}%)  {info['wall_s']:.0f} s"
-                + ("  — ended abnormally (timeout or crash)" if student in self.abnormal else "")
-            )
-            self._write(line + "\n")
+            if isinstance(event, StudentStarted):
+                if event.student not in self.done:
+                    self.running.add(event.student)
+            elif isinstance(event, GraderDied):
+                self.abnormal.add(event.student)
+            elif isinstance(event, CheckGraded):
+                if event.abnormal:
+                    self.abnormal.add(event.student)
+                if event.student not in self.done:
+                    self.running.add(event.student)
+            elif isinstance(event, StudentGraded):
+                self._finished(event.record)
+
+    def _finished(self, record) -> None:
+        student = record.student
+        if record.abnormal() or record.status != "graded":
+            self.abnormal.add(student)
+        self.running.discard(student)
+        if student in self.done:
+            return
+        self.done.add(student)
+        full = record.score >= record.max_score > 0
+        mark = FAIL_MARK if student in self.abnormal else PASS_MARK if full else "•"
+        line = (
+            f"[{len(self.done):>{len(str(self.total))}}/{self.total}] {mark} {student}  "
+            f"{_points(record.score)}/{_points(record.max_score)} "
+            f"({record.percent:.1f}%)  {record.wall_s:.0f} s"
+            + ("  — ended abnormally (timeout or crash)" if student in self.abnormal else "")
+        )
+        self._write(line + "\n")
 
     def status(self) -> str:
         elapsed = time.monotonic() - self.began

@@ -1,0 +1,77 @@
+"""Which rubric grades what: the rubric folder, the activities of a run, their rubric files,
+and the pytest options every grading session runs with (``dlgrade check`` and ``grade``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dlgrade.errors import UsageError
+from dlgrade.rubric import ACTIVITIES
+
+
+def checks_dir(explicit: Path | None) -> Path:
+    candidates = [explicit] if explicit else []
+    if os.environ.get("DLGRADE_CHECKS"):
+        candidates.append(Path(os.environ["DLGRADE_CHECKS"]))
+    candidates += [Path(__file__).resolve().parent.parent / "checks", Path.cwd() / "checks"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise UsageError(
+        "no rubric folder found; pass --checks DIR or set DLGRADE_CHECKS "
+        f"(looked in: {', '.join(str(c) for c in candidates)})"
+    )
+
+
+def select_activities(directory: Path, requested: list[str] | None) -> list[str]:
+    if requested:
+        unknown = [a for a in requested if a not in ACTIVITIES]
+        if unknown:
+            raise UsageError(
+                f"unknown activity {', '.join(unknown)}; known: {', '.join(ACTIVITIES)}"
+            )
+        return list(dict.fromkeys(requested))
+    present = [a for a, (module, _) in ACTIVITIES.items() if (directory / f"{module}.py").exists()]
+    if not present:
+        raise UsageError(
+            f"{directory} holds no activity_*.py file; run `dlgrade new {directory}` for "
+            "skeletons, or pass --activity"
+        )
+    return present
+
+
+def quiet_pytest(rubric_root: Path) -> list[str]:
+    """pytest's options for a grading session: dlgrade prints the report, nothing else."""
+    return [
+        "--tb=no",
+        "-rN",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:warnings",
+        # its unconfigure runs a full garbage collection (seconds with TensorFlow loaded)
+        # to report unraisable exceptions, which a grading session never shows
+        "-p",
+        "no:unraisableexception",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        str(rubric_root),
+    ]
+
+
+def rubric_files(rubric_root: Path, activities: list[str]) -> list[Path]:
+    """Each activity's rubric, and its hidden checks where this rubric folder has them."""
+    from dlgrade.rubric import hidden_name
+
+    files = []
+    for activity in activities:
+        rubric = rubric_root / f"{ACTIVITIES[activity][0]}.py"
+        if not rubric.is_file():
+            raise UsageError(f"no rubric for activity {activity} in {rubric_root}")
+        files.append(rubric)
+        hidden = rubric_root / hidden_name(rubric.name)
+        if hidden.is_file():
+            files.append(hidden)
+    return files
