@@ -1,0 +1,348 @@
+"""`dlgrade grade --executor dask`: the same grades as on this machine, over a Dask cluster.
+
+The cluster is a real one on loopback: ``distributed.LocalCluster(n_workers=2,
+processes=True)``, or ``dask scheduler`` and ``dask worker`` processes where a test kills the
+scheduler. Every student's task ships their files, runs ``dlgrade grade`` on that one student
+in a subprocess of the worker (the same sandbox), and returns the record to the client,
+which alone writes ``results/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlgrade import gradebook
+from tests.test_cli import LIGHT, dlgrade
+from tests.test_grade import BROKEN, MODULE, good_code, records, rows, student
+
+distributed = pytest.importorskip("distributed", reason='the dask extra: pip install ".[dask]"')
+
+ATTACKS = Path(__file__).parent / "attacks"
+#: what differs between two gradings of the same work: clocks and where the grading ran
+VOLATILE = {"started_at", "finished_at", "wall_s", "duration_s", "worker"}
+
+
+@pytest.fixture
+def klass(tmp_path: Path) -> Path:
+    """A right, a wrong, a hanging, a crashing, an attacking and an empty submission."""
+    root = tmp_path / "submissions"
+    student(root, "alice", good_code())
+    student(root, "bob", BROKEN / "wrong_type")
+    student(root, "carol", BROKEN / "infinite_loop")
+    student(root, "dave", BROKEN / "os_exit")
+    student(root, "mallory", ATTACKS / "kill_parent")
+    student(root, "erin", None)
+    return root
+
+
+def stable(value):
+    """grades.json without the fields that differ between any two gradings of it."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    return value
+
+
+def grade(source: Path, out: Path, *extra, env: dict | None = None):
+    command = [sys.executable, "-m", "dlgrade.cli", "grade", str(source), "--out", str(out)]
+    command += ["--checks", str(LIGHT), "--call-timeout", "5", *map(str, extra)]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return subprocess.run(
+        command, capture_output=True, text=True, env=environment | (env or {}), timeout=300
+    )
+
+
+def light_cluster(**env) -> distributed.LocalCluster:
+    """Two worker processes on loopback that grade with the light rubric."""
+    return distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env={"DLGRADE_CHECKS": str(LIGHT), **env},
+    )
+
+
+def test_a_dask_cluster_gives_the_same_gradebook_as_this_machine(klass, tmp_path):
+    here, there = tmp_path / "local", tmp_path / "dask"
+    local = grade(klass, here, "--jobs", 2)
+    assert local.returncode == 0, local.stdout + local.stderr
+    # --executor dask alone: a LocalCluster of --jobs worker processes that dlgrade starts
+    remote = grade(klass, there, "--executor", "dask", "--jobs", 2)
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert "as Dask tasks on a local Dask cluster (2 workers)" in remote.stdout
+    assert (here / "gradebook.csv").read_text() == (there / "gradebook.csv").read_text()
+    assert stable(json.loads((here / "grades.json").read_text())) == stable(
+        json.loads((there / "grades.json").read_text())
+    )
+    book = rows(there)
+    assert "timeout" in book["carol"]["reason"] and "crash" in book["dave"]["reason"]
+    assert book["mallory"]["total"] == "3"  # the attack reached nothing; its answer is right
+    graded = records(there)
+    tasks = {name: r.worker["task"] for name, r in graded.items()}
+    assert len({t["worker"] for t in tasks.values()}) == 2  # both workers graded
+    assert tasks["alice"]["files_bytes"] == len(good_code().encode())
+    assert all(r.folder == str(klass / r.student) for r in graded.values())  # the client's
+    # a re-run keeps everyone, whichever executor graded them: the keys are the same
+    again = grade(klass, here, "--jobs", 2)
+    assert "6 student(s) unchanged since their last grading: kept" in again.stdout
+    again = grade(klass, there, "--executor", "dask", "--jobs", 2)
+    assert "6 student(s) unchanged since their last grading: kept" in again.stdout
+
+
+def test_a_worker_killed_mid_student_costs_a_regrade_elsewhere_not_a_grade(tmp_path):
+    root = tmp_path / "submissions"
+    slow = good_code() + "\nimport time\ntime.sleep(8)  # a slow import: a worker to kill\n"
+    student(root, "slow", slow)
+    student(root, "quick", good_code())
+    out = tmp_path / "results"
+    scratch = tmp_path / "worker-tmp"  # where the workers' tasks unpack (TMPDIR)
+    scratch.mkdir()
+    with light_cluster(TMPDIR=str(scratch)) as cluster, distributed.Client(cluster) as client:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dlgrade.cli", "grade", root, "--out", out]
+            + ["--checks", LIGHT, "--executor", "dask", "--scheduler", cluster.scheduler_address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        victim = None
+        deadline = time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline:
+            for address, keys in client.processing().items():
+                if any(str(k).endswith("-slow") for k in keys):
+                    victim = address
+            time.sleep(0.2)
+        assert victim, "the slow student's task never started"
+        time.sleep(2)  # its grading is under way on that worker
+        pids = client.run(os.getpid)
+        os.kill(pids[victim], signal.SIGKILL)
+        output, _ = process.communicate(timeout=180)
+        # the killed worker's grading process died with it (nothing grades on unseen)
+        assert not _processes_under(scratch)
+    assert process.returncode == 0, output
+    graded = records(out)
+    assert graded["slow"].status == "graded" and graded["slow"].score == 3
+    assert graded["slow"].worker["task"]["worker"] != victim  # graded again elsewhere
+    assert output.count("✓ slow") == 1  # recorded once
+    assert "2 student(s): 2 graded" in output
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """The command lines of the live processes that name ``folder``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(folder) in line:
+            found.append(line)
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cluster_processes(port: int) -> list[subprocess.Popen]:
+    """`dask scheduler` and `dask worker` (two processes), as on lab machines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["DLGRADE_CHECKS"] = str(LIGHT)
+    dask = [sys.executable, "-m", "dask"]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    scheduler = subprocess.Popen(
+        [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        **quiet,
+    )
+    worker = subprocess.Popen(
+        [*dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+        start_new_session=True,
+        **quiet,
+    )
+    return [scheduler, worker]
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                process.kill()
+        process.wait(timeout=30)
+
+
+def test_a_lost_scheduler_stops_the_run_with_every_finished_student_saved(tmp_path):
+    root = tmp_path / "submissions"
+    student(root, "s1", good_code())
+    slow = good_code() + "\nimport time\ntime.sleep(6)  # a slow import: a run to interrupt\n"
+    for name in ("s2", "s3", "s4", "s5"):
+        student(root, name, slow)
+    out = tmp_path / "results"
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    command = ["--executor", "dask", "--scheduler", address]
+    cluster = _cluster_processes(port)
+    try:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dlgrade.cli", "grade", root, "--out", out]
+            + ["--checks", LIGHT, *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environment,
+        )
+        deadline = time.monotonic() + 120
+        done = []
+        while not done and time.monotonic() < deadline:
+            done = [r for r in gradebook.load_records(out) if r.status == gradebook.GRADED]
+            time.sleep(0.1)
+        assert done, "no student finished within 120 s"
+        _stop(cluster)  # the scheduler and its workers are gone
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 1, output
+        assert "was lost" in output and "run the same command again" in output
+        finished = {r.student: r for r in gradebook.load_records(out) if r.status == "graded"}
+        assert finished and len(finished) < 5
+        book = rows(out)
+        assert list(book) == ["s1", "s2", "s3", "s4", "s5"]  # everyone is in the gradebook
+        for name in set(book) - set(finished):
+            assert book[name]["status"] == "incomplete" and "was lost" in book[name]["reason"]
+        cluster = _cluster_processes(port)  # the cluster is back: the same command
+        run = grade(root, out, *command)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert f"{len(finished)} student(s) unchanged since their last grading: kept" in run.stdout
+        after = records(out)
+        assert all(after[name] == record for name, record in finished.items())
+        assert [after[s].status for s in sorted(after)] == ["graded"] * 5
+    finally:
+        _stop(cluster)
+
+
+def test_a_worker_with_another_rubric_is_refused_naming_both_versions(klass, tmp_path):
+    other = tmp_path / "other-checks"
+    shutil.copytree(LIGHT, other)
+    with open(other / MODULE, "a") as fh:
+        fh.write("\n# edited on this worker only\n")
+    out = tmp_path / "results"
+    with light_cluster(DLGRADE_CHECKS=str(other)) as cluster:
+        run = grade(klass, out, "--executor", "dask", "--scheduler", cluster.scheduler_address)
+    assert run.returncode == 2, run.stdout + run.stderr
+    from dlgrade import roster
+    from dlgrade.selection import rubric_files
+
+    ours = roster.rubric_version(rubric_files(LIGHT, ["1.01"]))
+    theirs = roster.rubric_version(rubric_files(other, ["1.01"]))
+    assert ours != theirs
+    assert f"rubric {theirs}; this client with dlgrade" in run.stderr
+    assert f"rubric {ours}" in run.stderr
+    assert not (out / "students").exists()  # nobody was graded by the wrong rubric
+
+
+# -- the task's parts, without a cluster ------------------------------------------------------
+
+
+def _job(tmp_path: Path, folder: Path):
+    from dlgrade import classrun
+
+    return classrun.plan(folder.parent, tmp_path / "results", checks=LIGHT)
+
+
+def test_files_travel_with_their_sha256_and_arrive_as_the_client_keyed_them(tmp_path):
+    from dlgrade import cluster
+
+    folder = student(tmp_path / "class", "alice", good_code())
+    (folder / "data").mkdir()
+    (folder / "data" / "notes.txt").write_bytes(b"\x00\xffbytes")
+    job = _job(tmp_path, folder)
+    payload = cluster.pack(job.students[0], job)
+    assert [f["path"] for f in payload["files"]] == [MODULE, "data/notes.txt"]
+    assert payload["files"][1]["sha256"] == hashlib.sha256(b"\x00\xffbytes").hexdigest()
+    cluster.unpack(payload, tmp_path / "arrived", job.rubric_version)
+    assert (tmp_path / "arrived" / "data" / "notes.txt").read_bytes() == b"\x00\xffbytes"
+
+    tampered = json.loads(json.dumps(payload, default=lambda b: b.decode("latin-1")))
+    for entry in tampered["files"]:
+        entry["data"] = entry["data"].encode("latin-1")
+    tampered["files"][0]["data"] += b"# changed on the way\n"
+    with pytest.raises(cluster.TransferError, match="do not match the sha256"):
+        cluster.unpack(tampered, tmp_path / "tampered", job.rubric_version)
+    dropped = dict(payload, files=payload["files"][:1])
+    with pytest.raises(cluster.TransferError, match="missing or extra"):
+        cluster.unpack(dropped, tmp_path / "dropped", job.rubric_version)
+    escaping = dict(payload, files=[dict(payload["files"][0], path="../outside.py")])
+    with pytest.raises(cluster.TransferError, match="not a path inside"):
+        cluster.unpack(escaping, tmp_path / "escaping", job.rubric_version)
+    assert not (tmp_path / "outside.py").exists()
+
+
+def test_a_task_for_another_version_is_refused_before_it_runs_anything(tmp_path, monkeypatch):
+    from dlgrade import cluster
+
+    folder = student(tmp_path / "class", "alice", good_code())
+    job = _job(tmp_path, folder)
+    monkeypatch.setenv("DLGRADE_CHECKS", str(LIGHT))
+    payload = cluster.pack(job.students[0], job)
+    answer = cluster.grade_student(dict(payload, dlgrade_version="0.0.1"))
+    assert "dlgrade 0.0.1" in answer["refused"] and job.rubric_version in answer["refused"]
+    answer = cluster.grade_student(dict(payload, payload=99))
+    assert "payload version" in answer["refused"]
+
+
+def test_tasks_of_checks_that_need_a_gpu_ask_for_one(tmp_path):
+    from dlgrade import classrun, cluster
+
+    checks = tmp_path / "checks"
+    shutil.copytree(LIGHT, checks)
+    rubric = checks / MODULE
+    rubric.write_text(
+        rubric.read_text()
+        + "\n\n@dlgrade.check(points=1, tier='full', gpu=True, feedback='train on a GPU')\n"
+        "def test_on_a_gpu(submission):\n    pass\n"
+    )
+    folder = student(tmp_path / "class", "alice", good_code())
+    for tier, needs in (("quick", False), ("full", True)):
+        job = classrun.plan(folder.parent, tmp_path / tier, checks=checks, tier=tier)
+        assert classrun.collect(job, "run")[1] is needs
+
+    class Client:
+        def submit(self, *args, **options):
+            self.options = options
+            return object()
+
+    executor = cluster.DaskExecutor("tcp://scheduler:8786")
+    executor.client = Client()
+    classrun.Executor.open(executor, job, "run", lambda e: None, gpu=True)  # no cluster
+    executor.submit(job.students[0])
+    assert executor.client.options["resources"] == {"GPU": 1}
+    assert executor.client.options["key"] == "dlgrade-run-alice"
+
+
+def test_without_the_dask_extra_the_executor_says_how_to_install_it(klass, tmp_path):
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from dlgrade.cli import main\n"
+        f"sys.exit(main(['grade', {str(klass)!r}, '--out', {str(tmp_path / 'r')!r}, "
+        f"'--checks', {str(LIGHT)!r}, '--executor', 'dask']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert 'pip install "dlgrade[dask]"' in run.stderr
+    assert dlgrade("grade", klass, "--scheduler", "tcp://x:1").returncode == 2
