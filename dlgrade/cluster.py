@@ -151,15 +151,36 @@ def refusal(mine: dict[str, str], client_dlgrade: str, client_rubric: str, where
     )
 
 
-def _die_with_parent() -> None:
-    """In the grading subprocess: die when the Dask worker does (a killed worker leaves no
-    grading behind; the scheduler gives the student to another worker)."""
-    import ctypes
+def guard(command: list[str], scratch: str) -> int:
+    """Run ``command`` (one student's grading) so that it dies with the Dask worker.
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the worker died before the call
-        os._exit(1)
+    The worker starts this guard (``python -m dlgrade.cluster guard SCRATCH -- COMMAND``),
+    and the guard asks the kernel for SIGTERM when the worker dies (``PR_SET_PDEATHSIG``).
+    The grading runs in a session of its own — its pytest-xdist process, and their jailed
+    workers below them — so that the guard can kill all of it at once, then remove the
+    task's scratch folder: a killed worker leaves nothing grading, nothing on disk, and the
+    scheduler gives the student to another worker."""
+    import ctypes
+    import shutil
+
+    parent = os.getppid()
+    child: subprocess.Popen | None = None
+
+    def worker_died(signum, frame) -> None:
+        if child is not None:  # (no wait: the interrupted child.wait() holds its lock)
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, worker_died)
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PDEATHSIG
+    if os.getppid() != parent:  # the worker died before the call
+        worker_died(signal.SIGTERM, None)
+    child = subprocess.Popen(command, start_new_session=True)
+    return child.wait()
 
 
 def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
@@ -189,6 +210,12 @@ def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
         command = [
             sys.executable,
             "-m",
+            "dlgrade.cluster",
+            "guard",
+            tmp,
+            "--",
+            sys.executable,
+            "-m",
             "dlgrade.cli",
             "grade",
             str(klass),
@@ -213,7 +240,6 @@ def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
             capture_output=True,
             text=True,
             env=env,
-            preexec_fn=_die_with_parent,
         )
         path = gradebook.record_path(out, payload["student"])
         try:
@@ -417,3 +443,10 @@ class DaskExecutor(Executor):
                 self.cluster.close(timeout=10)
             except Exception:  # noqa: BLE001
                 pass
+
+
+if __name__ == "__main__":  # python -m dlgrade.cluster guard SCRATCH -- COMMAND...
+    if sys.argv[1:2] != ["guard"] or "--" not in sys.argv:
+        sys.exit("usage: python -m dlgrade.cluster guard SCRATCH -- COMMAND... (run by tasks)")
+    split = sys.argv.index("--")
+    sys.exit(guard(sys.argv[split + 1 :], sys.argv[2]))

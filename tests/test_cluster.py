@@ -108,9 +108,7 @@ def test_a_worker_killed_mid_student_costs_a_regrade_elsewhere_not_a_grade(tmp_p
     student(root, "slow", slow)
     student(root, "quick", good_code())
     out = tmp_path / "results"
-    scratch = tmp_path / "worker-tmp"  # where the workers' tasks unpack (TMPDIR)
-    scratch.mkdir()
-    with light_cluster(TMPDIR=str(scratch)) as cluster, distributed.Client(cluster) as client:
+    with light_cluster() as cluster, distributed.Client(cluster) as client:
         process = subprocess.Popen(
             [sys.executable, "-m", "dlgrade.cli", "grade", root, "--out", out]
             + ["--checks", LIGHT, "--executor", "dask", "--scheduler", cluster.scheduler_address],
@@ -128,10 +126,18 @@ def test_a_worker_killed_mid_student_costs_a_regrade_elsewhere_not_a_grade(tmp_p
         assert victim, "the slow student's task never started"
         time.sleep(2)  # its grading is under way on that worker
         pids = client.run(os.getpid)
+        grading = _descendants(pids[victim])
+        guards = [_argv(pid) for pid in grading if _argv(pid)[2:4] == ["dlgrade.cluster", "guard"]]
+        assert len(guards) == 1, "no grading process under the worker"
+        scratch = Path(guards[0][4])
+        assert scratch.is_dir()
         os.kill(pids[victim], signal.SIGKILL)
+        time.sleep(1)
+        # the killed worker's grading processes died with it (nothing grades on unseen),
+        # and its scratch folder is gone
+        assert not [pid for pid in grading if _alive(pid)]
+        assert not scratch.exists()
         output, _ = process.communicate(timeout=180)
-        # the killed worker's grading process died with it (nothing grades on unseen)
-        assert not _processes_under(scratch)
     assert process.returncode == 0, output
     graded = records(out)
     assert graded["slow"].status == "graded" and graded["slow"].score == 3
@@ -140,17 +146,37 @@ def test_a_worker_killed_mid_student_costs_a_regrade_elsewhere_not_a_grade(tmp_p
     assert "2 student(s): 2 graded" in output
 
 
-def _processes_under(folder: Path) -> list[str]:
-    """The command lines of the live processes that name ``folder``."""
-    found = []
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, theirs, ...)."""
+    parents = {}
     for proc in Path("/proc").iterdir():
         try:
-            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (proc / "stat").read_text()
         except OSError:
             continue
-        if str(folder) in line:
-            found.append(line)
+        if proc.name.isdigit():
+            parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
     return found
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waits only for its parent to read its status)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _free_port() -> int:
