@@ -18,8 +18,15 @@ same machine, one after the other) and prints a table:
 Set ``DLGRADE_LOOK_AHEAD=0`` to measure without the look-ahead (the next student's worker
 starts while this one is graded, where a core is free; docs/architecture.md).
 
+``--executor local dask`` grades the class with each executor in turn (dask: a
+``LocalCluster`` of ``--jobs`` workers on this machine), prints the ratio of students per
+minute, and what a Dask task costs per student: packing and shipping the files, unpacking
+and checking them on the worker, the grading subprocess's own start (its wall time less the
+student's own), and the record's size on the way back (docs/cluster.md).
+
     DLGRADE_DATA_DIR=../shared/data python benchmarks/grade_class.py [--copies 20]
         [--activity 2.01 --activity 7.01] [--mutants 3] [--jobs 1 2] [--tier quick]
+        [--executor local dask]
 """
 
 from __future__ import annotations
@@ -67,9 +74,11 @@ def tensorflow_import_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def grade(root: Path, out: Path, activities: list[str], jobs: int, tier: str) -> float:
+def grade(
+    root: Path, out: Path, activities: list[str], jobs: int, tier: str, executor: str = "local"
+) -> float:
     command = [sys.executable, "-m", "dlgrade.cli", "grade", str(root), "--out", str(out)]
-    command += ["--tier", tier, "--jobs", str(jobs)]
+    command += ["--tier", tier, "--jobs", str(jobs), "--executor", executor]
     for activity in activities:
         command += ["--activity", activity]
     began = time.monotonic()
@@ -80,6 +89,24 @@ def grade(root: Path, out: Path, activities: list[str], jobs: int, tier: str) ->
     return wall
 
 
+def task_costs(records: list[gradebook.StudentRecord]) -> None:
+    """What one Dask task added per student (the records' ``worker.task``)."""
+    tasks = [(r, r.worker["task"]) for r in records if "task" in r.worker]
+    if not tasks:
+        return
+    mean = statistics.mean
+    start = [t["grade_s"] - r.wall_s for r, t in tasks]
+    print(
+        f"     per Dask task: pack {mean(t['pack_s'] for _, t in tasks) * 1000:.1f} ms, "
+        f"files {mean(t['files_bytes'] for _, t in tasks) / 1000:.1f} kB out, "
+        f"unpack+verify {mean(t['unpack_s'] for _, t in tasks) * 1000:.1f} ms, "
+        f"record {mean(t['record_bytes'] for _, t in tasks) / 1000:.1f} kB back; "
+        f"grading subprocess {mean(t['grade_s'] for _, t in tasks):.1f} s, of which "
+        f"{mean(start):.1f} s its own start (Python, pytest, collection, the trusted Keras) "
+        f"beyond the student's {mean(r.wall_s for r, _ in tasks):.1f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=20)
@@ -88,6 +115,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--tier", default="quick", help="default: quick")
     parser.add_argument("--keep", type=Path, help="keep the class and results here")
+    parser.add_argument(
+        "--executor", nargs="+", default=["local"], choices=["local", "dask"], help="default: local"
+    )
     args = parser.parse_args()
     activities = args.activity or ["2.01", "7.01"]
     work = args.keep or Path(tempfile.mkdtemp(prefix="dlgrade-bench-"))
@@ -104,17 +134,18 @@ def main() -> None:
     print(f"a fresh `import tensorflow` here: {tf_import:.1f} s")
     print()
     header = (
-        f"{'jobs':>4} {'wall s':>7} {'subs/min':>8} {'TF starts/student':>17} "
+        f"{'executor':>8} {'jobs':>4} {'wall s':>7} {'subs/min':>8} {'TF starts/student':>17} "
         f"{'start-up share':>14} {'(whole import)':>14} {'overhead':>9} "
         f"{'w/o start-up':>12} {'refs 100%':>9}"
     )
     print(header)
     print("-" * len(header))
     baseline = None
-    for jobs in args.jobs:
-        out = work / f"results-j{jobs}"
+    runs = [(jobs, executor) for jobs in args.jobs for executor in args.executor]
+    for jobs, executor in runs:
+        out = work / f"results-{executor}-j{jobs}"
         shutil.rmtree(out, ignore_errors=True)
-        wall = grade(root, out, activities, jobs, args.tier)
+        wall = grade(root, out, activities, jobs, args.tier, executor)
         records = gradebook.load_records(out)
         assert len(records) == students, f"{len(records)} records for {students} students"
         student_wall = sum(r.wall_s for r in records)
@@ -134,17 +165,22 @@ def main() -> None:
         refs = [r for r in records if r.student.startswith("ref")]
         scores_ok = bool(refs) and all(r.score == r.max_score for r in refs)
         print(
-            f"{jobs:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
+            f"{executor:>8} {jobs:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
             f"{statistics.mean(starts):>17.2f} {held / student_wall:>14.1%} "
             f"{whole / student_wall:>14.1%} {overhead:>9.1%} {steady:>12.1%} {str(scores_ok):>9}"
         )
         mutants = [f"{r.student}: {r.score:g}/{r.max_score:g}" for r in records if r not in refs]
         if mutants:
             print(f"     mutants (quick tier kills some only): {'; '.join(mutants)}")
+        if executor == "dask":
+            task_costs(records)
         if baseline is None:
             baseline = wall
         else:
-            print(f"     speed-up over jobs={args.jobs[0]}: {baseline / wall:.2f}×")
+            print(
+                f"     students per minute over the first run ({args.executor[0]}, "
+                f"jobs={args.jobs[0]}): {baseline / wall:.2f}×"
+            )
     print()
     print(
         "direct = one TensorFlow import + the submission's functions' own time (worker-timed, "

@@ -526,19 +526,7 @@ def settle(job: Job, run: str, crashed: dict[str, str], lost: dict[str, str], *,
                 f" during check {crashed[student.student]}" if student.student in crashed else ""
             )
         if record is None or record.key != student.key:  # nothing of this grading to keep
-            record = StudentRecord(
-                student=student.student,
-                folder=student.folder,
-                status=gradebook.INCOMPLETE,
-                key=student.key,
-                tier=job.tier,
-                rubric_version=job.rubric_version,
-                seed=job.seed,
-                activities=job.activities,
-                checks=(),
-                name=student.name,
-                lms_id=student.lms_id,
-            )
+            record = job.roster(run).record(student)
         note = (
             f"{reason} ({len(record.checks)} check(s) recorded); re-run `dlgrade grade` to "
             "grade this student again"

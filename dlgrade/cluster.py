@@ -345,7 +345,13 @@ class DaskExecutor(Executor):
     def submit(self, student: Student):
         future = super().submit(student)
         began = time.perf_counter()
-        payload = pack(student, self.job)
+        try:
+            payload = pack(student, self.job)
+        except OSError as exc:
+            future.set_exception(
+                StudentLost(f"cannot read {exc.filename or student.folder}: {exc.strerror}")
+            )
+            return future
         sent = sum(len(f["data"]) for f in payload["files"])
         resources = {"GPU": 1} if self.gpu and self.scheduler else None
         task = self.client.submit(

@@ -849,21 +849,13 @@ class ClassRun:
         self, student: Student, state: GradingState, status: str | None, note: str = ""
     ) -> gradebook.StudentRecord:
         began, started_at = self.started.get(student.student, (time.monotonic(), _now()))
-        record = gradebook.StudentRecord(
-            student=student.student,
-            folder=student.folder,
+        record = self.roster.record(
+            student,
             status=status or gradebook.INCOMPLETE,
-            key=student.key,
-            tier=self.roster.tier,
-            rubric_version=self.roster.rubric_version,
-            seed=self.roster.seed,
-            activities=self.roster.activities,
             checks=tuple(state.results),
             started_at=started_at,
             finished_at=_now(),
             wall_s=round(time.monotonic() - began, 3),
-            name=student.name,
-            lms_id=student.lms_id,
             note=note if status else IN_PROGRESS_NOTE.format(run=self.roster.run),
             worker=state.worker_stats
             or (worker_stats(state.session) if state.session is not None else {}),

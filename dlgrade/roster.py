@@ -18,7 +18,7 @@ import dlgrade
 from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
 from dlgrade.files import submission_files
-from dlgrade.gradebook import safe_id
+from dlgrade.gradebook import INCOMPLETE, StudentRecord, safe_id
 
 
 class RosterError(DlgradeError):
@@ -64,6 +64,24 @@ class Roster:
             rubric_version=data["rubric_version"],
             activities=tuple(data["activities"]),
             students=tuple(Student(**s) for s in data["students"]),
+        )
+
+    def record(self, student: Student, **fields: Any) -> StudentRecord:
+        """A record of ``student`` graded in this run: the one place a record is built.
+        ``fields``: the run's outcome (status, checks, times, note, worker statistics)."""
+        fields.setdefault("status", INCOMPLETE)
+        fields.setdefault("checks", ())
+        return StudentRecord(
+            student=student.student,
+            folder=student.folder,
+            key=student.key,
+            tier=self.tier,
+            rubric_version=self.rubric_version,
+            seed=self.seed,
+            activities=self.activities,
+            name=student.name,
+            lms_id=student.lms_id,
+            **fields,
         )
 
     def write(self, path: Path) -> None:
