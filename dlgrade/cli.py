@@ -21,7 +21,13 @@ from dlgrade.errors import (  # noqa: F401
     UsageError,
 )
 from dlgrade.rubric import ACTIVITIES, TIERS, Score
-from dlgrade.selection import checks_dir, quiet_pytest, rubric_files, select_activities
+from dlgrade.selection import (
+    checks_dir,
+    quiet_pytest,
+    refuse_ambiguous,
+    rubric_files,
+    select_activities,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     new = commands.add_parser("new", help="write skeleton modules for all nine activities")
     new.add_argument("directory", type=Path)
     new.add_argument("--force", action="store_true", help="overwrite existing files")
+    new.add_argument(
+        "--notebook",
+        action="store_true",
+        help="write Jupyter notebooks (activity_X_YY.ipynb) instead of modules",
+    )
     new.set_defaults(run=run_new)
 
     check = commands.add_parser("check", help="grade a submission folder")
@@ -188,17 +199,32 @@ def run_new(args: argparse.Namespace) -> int:
         raise UsageError(f"{target} exists and is not a folder")
     target.mkdir(parents=True, exist_ok=True)
     skeletons = resources.files("dlgrade").joinpath("skeletons")
-    written, kept = [], []
+    written, kept, other = [], [], []
+    suffix, twin = (".ipynb", ".py") if args.notebook else (".py", ".ipynb")
     for module, _title in ACTIVITIES.values():
-        destination = target / f"{module}.py"
+        destination = target / f"{module}{suffix}"
+        if (target / f"{module}{twin}").exists():
+            other.append(f"{module}{twin}")  # both would be ambiguous: the student's stays
+            continue
         if destination.exists() and not args.force:
             kept.append(destination.name)
             continue
-        destination.write_text(skeletons.joinpath(f"{module}.py").read_text())
+        source = skeletons.joinpath(f"{module}.py").read_text()
+        if args.notebook:
+            from dlgrade import notebook
+
+            destination.write_text(notebook.skeleton(source))
+        else:
+            destination.write_text(source)
         written.append(destination.name)
     print(f"wrote {len(written)} skeleton(s) to {target}: {', '.join(written) or 'none'}")
     if kept:
         print(f"kept your existing {', '.join(kept)} (use --force to overwrite)")
+    if other:
+        print(
+            f"kept your existing {', '.join(other)}: an activity is one file, module or "
+            "notebook, never both"
+        )
     print(f"next: edit them, then run `dlgrade check {target}`")
     return EXIT_OK
 
@@ -337,6 +363,7 @@ def run_check(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         raise UsageError(f"submission folder {directory} does not exist")
     activities = select_activities(directory, args.activity)
+    refuse_ambiguous(directory, activities)
     rubric_root = checks_dir(args.checks)
     files = [str(f) for f in rubric_files(rubric_root, activities)]
     pytest_args = files + [

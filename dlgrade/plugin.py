@@ -86,6 +86,7 @@ class GradingState:
             tier=self.tier,
             seed=self.seed,
             checks=tuple(self.results),
+            notes=tuple(self.session.notes) if self.session is not None else (),
         )
 
 

@@ -19,6 +19,7 @@ from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
 from dlgrade.files import submission_files
 from dlgrade.gradebook import INCOMPLETE, StudentRecord, safe_id
+from dlgrade.notebook import SUFFIXES, module_path
 
 
 class RosterError(DlgradeError):
@@ -109,7 +110,7 @@ def find_students(root: Path) -> list[tuple[str, Path]]:
         if p.is_dir() and not p.is_symlink() and not p.name.startswith((".", "_"))
     )
     if not folders:
-        loose = sorted(p.name for p in root.glob("activity_*.py"))
+        loose = sorted(p.name for p in root.glob("activity_*") if p.suffix in SUFFIXES)
         hint = (
             f"it holds {', '.join(loose)} itself: to grade one submission run "
             f"`dlgrade check {root}`"
@@ -159,5 +160,5 @@ def activities_present(folders: list[Path]) -> list[str]:
     return [
         activity
         for activity, (module, _title) in ACTIVITIES.items()
-        if any((folder / f"{module}.py").is_file() for folder in folders)
+        if any(module_path(folder, module) is not None for folder in folders)
     ]

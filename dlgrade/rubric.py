@@ -221,6 +221,9 @@ class Score:
     tier: str
     seed: int
     checks: tuple[CheckResult, ...] = field(default_factory=tuple)
+    #: what the report shows once, beside the checks: a notebook's magics that did not
+    #: run, its slow cells
+    notes: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
@@ -247,5 +250,6 @@ class Score:
             "seed": self.seed,
             "score": self.score,
             "max_score": self.max_score,
+            **({"notes": list(self.notes)} if self.notes else {}),
             "checks": [c.to_dict() for c in self.checks],
         }

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from dlgrade.errors import UsageError
+from dlgrade.notebook import ambiguity, module_path
 from dlgrade.rubric import ACTIVITIES
 
 
@@ -32,13 +33,21 @@ def select_activities(directory: Path, requested: list[str] | None) -> list[str]
                 f"unknown activity {', '.join(unknown)}; known: {', '.join(ACTIVITIES)}"
             )
         return list(dict.fromkeys(requested))
-    present = [a for a, (module, _) in ACTIVITIES.items() if (directory / f"{module}.py").exists()]
+    present = [a for a, (module, _) in ACTIVITIES.items() if module_path(directory, module)]
     if not present:
         raise UsageError(
-            f"{directory} holds no activity_*.py file; run `dlgrade new {directory}` for "
-            "skeletons, or pass --activity"
+            f"{directory} holds no activity_*.py or activity_*.ipynb file; run `dlgrade new "
+            f"{directory}` for skeletons, or pass --activity"
         )
     return present
+
+
+def refuse_ambiguous(directory: Path, activities: list[str]) -> None:
+    """A folder holding both ``activity_X_YY.py`` and ``.ipynb`` for an activity to grade."""
+    for activity in activities:
+        both = ambiguity(directory, ACTIVITIES[activity][0])
+        if both:
+            raise UsageError(both)
 
 
 def quiet_pytest(rubric_root: Path) -> list[str]:

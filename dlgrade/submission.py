@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dlgrade.errors import CallTimeout
+from dlgrade.notebook import module_path
 from dlgrade.protocol import Handle
 from dlgrade.rubric import ACTIVITIES
 from dlgrade.sandbox import WorkerSession
@@ -127,7 +128,7 @@ class Submission:
         return self.module(ACTIVITIES[number][0])
 
     def has_module(self, name: str) -> bool:
-        return (self.path / f"{name}.py").is_file()
+        return module_path(self.path, name) is not None
 
     def call_method(self, handle: Handle, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` on the object behind ``handle`` (in the worker)."""

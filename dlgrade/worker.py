@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from dlgrade import jail
+from dlgrade import jail, notebook
+from dlgrade.notebook import PROGRESS_FILE as NOTEBOOK_PROGRESS
 from dlgrade.protocol import (
     ChannelClosed,
     Codec,
@@ -92,6 +93,8 @@ class _Failure(Exception):
 class Worker:
     def __init__(self, exchange_dir: Path, submission_dir: Path):
         self.submission_dir = submission_dir
+        self.exchange_dir = exchange_dir
+        self.notes: list[str] = []  # for the report, once: a notebook's magics, slow cells
         self.objects: dict[int, Any] = {}
         self.codec = _WorkerCodec(exchange_dir, self.objects)
         self.modules: dict[str, Any] = {}
@@ -154,8 +157,10 @@ class Worker:
         return seed
 
     def op_import(self, request: dict) -> Any:
+        """Import a module of the submission; the answer carries the notes the report shows
+        once (a notebook's magics that did not run, its slow cells)."""
         self._module(request["module"])
-        return True
+        return {"notes": list(self.notes)}
 
     def op_call(self, request: dict) -> Any:
         module = self._module(request["module"])
@@ -283,24 +288,39 @@ class Worker:
             raise ProtocolError(f"bad module name {name!r}")
         if name in self.modules:
             return self.modules[name]
-        if not (self.submission_dir / f"{name}.py").is_file():
+        both = notebook.ambiguity(self.submission_dir, name)
+        if both:
+            raise _Failure("ambiguous_module", both)
+        path = notebook.module_path(self.submission_dir, name)
+        if path is None:
             raise _Failure(
                 "missing_module",
-                f"the submission has no {name}.py; add it (run `dlgrade new` for a skeleton)",
+                f"the submission has no {name}.py (or {name}.ipynb); add it (run `dlgrade new` "
+                "for a skeleton)",
             )
+        filename = path.name
         try:
-            module = importlib.import_module(name)
+            if path.suffix == ".ipynb":
+                loaded = notebook.load(name, path, self.exchange_dir / NOTEBOOK_PROGRESS)
+                module = loaded.module
+                self.notes += [n for n in loaded.notes(name) if n not in self.notes]
+            else:
+                module = importlib.import_module(name)
+        except notebook.NotebookError as exc:
+            raise _Failure("bad_notebook", str(exc))
         except SyntaxError as exc:
-            where = f"{Path(exc.filename or name).name}, line {exc.lineno}"
+            where = notebook.describe_location(exc.filename or "", exc.lineno) or (
+                f"{Path(exc.filename or filename).name}, line {exc.lineno}"
+            )
             raise _Failure(
                 "syntax_error",
-                f"{name}.py does not compile: {exc.msg} ({where})",
-                "".join(traceback.format_exception_only(type(exc), exc)),
+                f"{filename} does not compile: {exc.msg} ({where})",
+                self._syntax_error(exc),
             )
         except SystemExit as exc:
             raise _Failure(
                 "exit",
-                f"{name}.py called sys.exit({exc.code!r}) while being imported; "
+                f"{filename} called sys.exit({exc.code!r}) while being imported; "
                 "remove it (or guard it with `if __name__ == '__main__':`)",
             )
         except NotImplementedError as exc:
@@ -308,11 +328,19 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - any failure at import is the student's
             raise _Failure(
                 "import_error",
-                f"importing {name}.py raised {type(exc).__name__}: {exc}",
+                f"importing {filename} raised {type(exc).__name__}: {exc}",
                 self._student_traceback(exc),
             )
         self.modules[name] = module
         return module
+
+    def _syntax_error(self, exc: SyntaxError) -> str:
+        where = notebook.describe_location(exc.filename or "", exc.lineno)
+        if where is None:
+            return "".join(traceback.format_exception_only(type(exc), exc))
+        text = (exc.text or "").rstrip("\n")
+        caret = " " * max(0, (exc.offset or 1) - 1 - (len(text) - len(text.lstrip()))) + "^"
+        return f"  {where}\n    {text.strip()}\n    {caret}\nSyntaxError: {exc.msg}\n"
 
     def _invoke(self, function: Any, request: dict, label: str) -> Any:
         args = self.codec.decode(request.get("args", []))
@@ -348,10 +376,16 @@ class Worker:
             for frame in traceback.extract_tb(exc.__traceback__)
             if frame.filename.startswith(root)
         ]
-        for frame in frames:
-            frame.filename = os.path.relpath(frame.filename, root)
         lines = ["Traceback (your code, most recent call last):\n"]
-        lines += traceback.format_list(frames)
+        for frame in frames:
+            cell = notebook.describe_location(frame.filename, frame.lineno)
+            if cell is None:
+                frame.filename = os.path.relpath(frame.filename, root)
+                lines += traceback.format_list([frame])
+            else:  # a notebook's cell: its number and first line, the line within it
+                lines.append(f"  {cell}, in {frame.name}\n")
+                if frame.line:
+                    lines.append(f"    {frame.line.strip()}\n")
         lines += traceback.format_exception_only(type(exc), exc)
         return "".join(lines)
 

@@ -58,6 +58,8 @@ def summary(terminalreporter, score: Score, *, live: bool) -> None:
         write(f"  {activity} total: {_points(got)}/{_points(possible)}")
     write("")
     write(f"Total: {_points(score.score)}/{_points(score.max_score)} ({score.percent:.1f}%)")
+    for note in score.notes:
+        write(f"note: {note}", yellow=True)
     busy = [r for r in score.checks if r.reason == "machine_busy"]
     if busy:
         write(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import dlgrade
-from dlgrade import data, jail, profile
+from dlgrade import data, jail, notebook, profile
 from dlgrade.errors import (
     CallTimeout,
     MachineBusy,
@@ -118,6 +118,8 @@ class WorkerSession:
         self.student_seconds = 0.0
         #: "module" or "module.function" that timed out → why it is not run again
         self.hung: dict[str, str] = {}
+        #: what the report shows once: a notebook's magics that did not run, its slow cells
+        self.notes: list[str] = []
         self.check = ""  # the running check's id
         #: (number, seed) of the running check: each worker gets it once, before its first
         #: request in that check
@@ -274,9 +276,7 @@ class WorkerSession:
         if module not in self._proc.imported:
             # Importing first, under its own limit, keeps TensorFlow's import out of the
             # call's; once a worker has the module, a call is one round trip.
-            with self._remember_hang(module, f"importing {module}.py", self.limits.import_timeout):
-                self._request({"op": "import", "module": module}, self.limits.import_timeout, label)
-            self._proc.imported.add(module)
+            self._import(module, label)
         request = {
             "op": "call",
             "module": module,
@@ -287,6 +287,29 @@ class WorkerSession:
         limit = timeout or self.limits.call_timeout
         with self._remember_hang(f"{module}.{function}", label, limit):
             return self._request(request, limit, label)
+
+    def _import(self, module: str, label: str) -> None:
+        """Import a module of the submission (a ``.py`` file or a notebook) in the worker,
+        keeping the notes the report shows once."""
+        found = notebook.module_path(self.submission_dir, module)
+        filename = found.name if found is not None else f"{module}.py"
+        limit = self.limits.import_timeout
+        try:
+            with self._remember_hang(module, f"importing {filename}", limit):
+                answer = self._request({"op": "import", "module": module}, limit, label)
+        except CallTimeout as exc:
+            hint = (
+                notebook.timeout_hint(self.exchange_dir / notebook.PROGRESS_FILE)
+                if filename.endswith(".ipynb") and exc.reason == "timeout"
+                else ""
+            )
+            if not hint:
+                raise
+            self.hung[module] += " " + hint
+            raise CallTimeout(f"{exc} {hint}", reason=exc.reason) from None
+        if isinstance(answer, dict):
+            self.notes += [n for n in answer.get("notes", []) if n not in self.notes]
+        self._proc.imported.add(module)
 
     @contextlib.contextmanager
     def _remember_hang(self, key: str, what: str, limit: float):
