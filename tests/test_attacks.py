@@ -34,6 +34,7 @@ from dlgrade.sandbox import (
     isolation_mode,
 )
 from tests.conftest import CHECKS, REFERENCE, running
+from tests.notebooks import convert
 
 LIGHT_RUBRICS = Path(__file__).resolve().parent / "rubrics" / "light"
 
@@ -110,8 +111,10 @@ def classroom(tmp_path: Path, pytester: pytest.Pytester):
 def attack(grade, classroom):
     """``attack(name, *options, **targets)``: grade an attack; the grader must be unharmed."""
 
-    def run(name: str, *options: str, **targets):
+    def run(name: str, *options: str, notebook: bool = False, **targets):
         room = classroom(name, **targets)
+        if notebook:  # the same attack handed in as activity_1_01.ipynb
+            convert(room.submission, "activity_1_01")
         before = room.snapshot()
         graded = grade(room.submission, ("1.01",), "quick", *FAST, *options)
         assert room.snapshot() == before, "something outside the worker's folder changed"
@@ -250,6 +253,18 @@ def test_hidden_rubrics_and_references_cannot_be_read(attack):
     loss = graded.check("loss_fn_at_known_points")
     assert loss["outcome"] == "pass", loss["feedback"]
     assert "loot: 0 files" in loss["stdout"]
+    assert_next_check_runs(graded)
+
+
+@needs_jail
+@pytest.mark.parametrize("name", ["read_rubrics", "read_sibling", "write_results"])
+def test_an_attack_handed_in_as_a_notebook_is_contained_as_a_module_is(attack, name):
+    graded = attack(name, notebook=True)
+    loss = graded.check("loss_fn_at_known_points")
+    assert loss["outcome"] == "pass", loss["feedback"]
+    assert "WROTE" not in loss["stdout"] and SECRET not in loss["stdout"]
+    assert "loot: 0 files" in loss["stdout"] or "blocked" in loss["stdout"], loss["stdout"]
+    assert graded.grade["notes"]  # it ran as a notebook: its magics are noted
     assert_next_check_runs(graded)
 
 

@@ -5,7 +5,9 @@ import shutil
 import pytest
 
 from dlgrade import data
+from dlgrade.rubric import ACTIVITIES
 from tests.conftest import REFERENCE, REPO
+from tests.notebooks import convert
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +35,23 @@ def test_reference_scores_full_marks(grade, tmp_path, tier):
     assert {c["tier"] for c in graded.grade["checks"]} == (
         {"quick"} if tier == "quick" else {"quick", "standard"}
     )
+    graded.run.assert_outcomes(passed=len(graded.grade["checks"]))
+
+
+@pytest.mark.parametrize("tier", ["quick", "standard"])
+def test_reference_notebooks_score_full_marks(grade, tmp_path, tier):
+    """The references handed in as notebooks, as students write them: magics at the top,
+    one cell per function, a %%time cell and a guarded try-it cell that must not run."""
+    submission = tmp_path / "reference"
+    shutil.copytree(REFERENCE, submission)
+    for activity in GRADED:
+        convert(submission, ACTIVITIES[activity][0])
+    assert not list(submission.glob("activity_*.py"))
+    graded = grade(submission, GRADED, tier)
+    assert graded.grade["score"] == graded.grade["max_score"] > 0, graded.outcomes
+    notes = graded.grade["notes"]
+    magics = [n for n in notes if "not run when graded" in n]
+    assert len(magics) == len(GRADED) and all("%matplotlib inline" in n for n in magics)
     graded.run.assert_outcomes(passed=len(graded.grade["checks"]))
 
 
