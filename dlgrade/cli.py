@@ -148,6 +148,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     grade.set_defaults(run=run_grade)
 
+    grade.add_argument(
+        "--similarity",
+        action="store_true",
+        help="also write the similarity report (see `dlgrade similarity`)",
+    )
+    similarity_options(grade)
+
+    similar = commands.add_parser(
+        "similarity",
+        help="pairs of students whose code is similar, per activity (instructors only)",
+    )
+    similar.add_argument("source", type=Path, help="a class folder or an LMS export zip")
+    similar.add_argument("--out", type=Path, default=Path("results"), help="default: results/")
+    similar.add_argument("--activity", action="append", metavar="N.NN")
+    similar.add_argument("--checks", type=Path, metavar="DIR", help=argparse.SUPPRESS)
+    similarity_options(similar)
+    similar.set_defaults(run=run_similarity)
+
     kit = commands.add_parser("kit", help="export the student kit (no reference, no hidden checks)")
     kit.add_argument("out", type=Path, help="folder to write the kit to")
     kit.add_argument("--force", action="store_true", help="replace a non-empty folder")
@@ -454,7 +472,89 @@ def run_grade(args: argparse.Namespace) -> int:
         force=args.force,
         options=tuple(options),
     )
-    return classrun.run(job, executor)
+    code = classrun.run(job, executor)
+    if args.similarity:
+        students = [(s.student, Path(s.folder)) for s in job.students]
+        similarity_report(students, list(job.activities), job.rubric_root, job.out, args)
+    return code
+
+
+def similarity_options(parser: argparse.ArgumentParser) -> None:
+    from dlgrade import similarity
+
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=similarity.DEFAULT_THRESHOLD,
+        metavar="F",
+        help="report a pair when either holds this share of the other "
+        f"(default {similarity.DEFAULT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--leak-threshold",
+        type=float,
+        default=similarity.DEFAULT_LEAK_THRESHOLD,
+        metavar="F",
+        help="report a submission holding this share of the reference solution "
+        f"(default {similarity.DEFAULT_LEAK_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        metavar="DIR",
+        help="the reference solutions (default: reference/ beside the rubric folder)",
+    )
+
+
+def similarity_report(students, activities, rubric_root: Path, out: Path, args) -> None:
+    """Write results/similarity.csv and .html, and link them from summary.html."""
+    import time
+
+    from dlgrade import gradebook, similarity
+    from dlgrade.reports.exports import write_exports
+
+    for name in ("threshold", "leak_threshold"):
+        if not 0 < getattr(args, name) <= 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be a share between 0 and 1")
+    reference = args.reference or rubric_root.parent / "reference"
+    if args.reference is not None and not args.reference.is_dir():
+        raise UsageError(f"--reference {args.reference}: no such folder")
+    began = time.monotonic()
+    report = similarity.analyse(
+        students,
+        activities,
+        reference=reference if reference.is_dir() else None,
+        threshold=args.threshold,
+        leak_threshold=args.leak_threshold,
+    )
+    similarity.write(out, report)
+    records = gradebook.load_records(out)
+    if records:  # a graded class: its summary links the report
+        write_exports(out, gradebook.Gradebook.of(records))
+    pairs = sum(p.flag == similarity.COPY_FLAG for p in report.pairs)
+    leaks = len(report.pairs) - pairs
+    print(
+        f"similarity: {pairs} similar pair(s), {leaks} like the reference, of "
+        f"{report.compared} pair(s) compared in {time.monotonic() - began:.1f} s → "
+        f"{out / similarity.SIMILARITY_HTML}"
+    )
+    for note in report.skipped:
+        print(f"  not compared: {note}")
+
+
+def run_similarity(args: argparse.Namespace) -> int:
+    from dlgrade import classrun, roster
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    students = classrun.class_students(args.source, out)
+    activities = args.activity or roster.activities_present([Path(s.folder) for s in students])
+    activities = select_activities(args.source, activities)
+    rubric_root = checks_dir(args.checks)
+    similarity_report(
+        [(s.student, Path(s.folder)) for s in students], activities, rubric_root, out, args
+    )
+    return EXIT_OK
 
 
 def run_kit(args: argparse.Namespace) -> int:

@@ -31,8 +31,9 @@ GRADESCOPE_DIR = "gradescope"
 FEEDBACK_DIR = "feedback"
 
 
-def render_all(book: Gradebook) -> dict[str, str]:
-    """Every export as ``relative path → text``, in a stable order."""
+def render_all(book: Gradebook, similarity: tuple[int, int] | None = None) -> dict[str, str]:
+    """Every export as ``relative path → text``, in a stable order. ``similarity``: the
+    counts of a similarity report beside them, linked from the summary only."""
     files = {
         GRADEBOOK_CSV: gradebook_csv.render(book),
         GRADES_JSON: grades_json.render(book),
@@ -46,7 +47,7 @@ def render_all(book: Gradebook) -> dict[str, str]:
         files[f"{stem}.md"] = feedback.render_markdown(record)
         files[f"{stem}.html"] = feedback.render_html(record)
     # last: a reader who sees a new summary finds the pages it links to
-    files[SUMMARY_HTML] = summary_html.render(book)
+    files[SUMMARY_HTML] = summary_html.render(book, similarity)
     return files
 
 
@@ -66,7 +67,10 @@ def _prune(out: Path, keep: set[Path]) -> None:
 
 def write_exports(out: Path, book: Gradebook) -> list[Path]:
     """(Re)write every class export under out/ from the records; return the paths written."""
+    from dlgrade.similarity import flagged
+
     out = Path(out)
-    written = [write_atomic(out / name, text) for name, text in render_all(book).items()]
+    rendered = render_all(book, flagged(out))
+    written = [write_atomic(out / name, text) for name, text in rendered.items()]
     _prune(out, set(written))
     return written

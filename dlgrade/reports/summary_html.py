@@ -355,10 +355,26 @@ def _abnormal(book: Gradebook) -> str:
 # ------------------------------------------------------------------------------------- page
 
 
-def render(book: Gradebook) -> str:
+def _similarity(flagged: tuple[int, int] | None) -> str:
+    """A link to the similarity report (instructors' eyes only), when one was made."""
+    if flagged is None:
+        return ""
+    pairs, leaks = flagged
+    return (
+        "<h2>Similar submissions</h2>"
+        f"<p>{pairs} pair(s) of students with similar code, {leaks} submission(s) like the "
+        'reference solution: <a href="similarity.html">similarity.html</a> '
+        "(<code>similarity.csv</code>). A reason for a second look, not a finding.</p>"
+    )
+
+
+def render(book: Gradebook, similarity: tuple[int, int] | None = None) -> str:
+    """The class's page; ``similarity``: (pairs, like the reference) when a similarity
+    report sits beside it."""
     sections = [_headline(book)]
     if book.records:
         sections += [_histograms(book), _pass_rates(book), _slowest(book), _abnormal(book)]
+        sections.append(_similarity(similarity))
         finished = max((r.finished_at for r in book.records), default="")
         footer = f"From {len(book.records)} student record(s); last run finished {finished or '—'}."
     else:
