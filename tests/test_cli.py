@@ -76,7 +76,7 @@ def test_standard_tier_adds_the_standard_checks(good):
     [
         (["check", "no/such/folder"], "does not exist"),
         (["check", ".", "--activity", "9.99"], "unknown activity 9.99"),
-        (["check", "."], "holds no activity_*.py file"),
+        (["check", "."], "holds no activity_*.py or activity_*.ipynb file"),
         (["check", ".", "--tier", "huge"], "invalid choice"),
         ([], "usage"),
     ],

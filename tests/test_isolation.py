@@ -69,3 +69,30 @@ def test_a_relative_data_mirror_reaches_the_worker_as_the_folder_it_names(monkey
     assert env["DLGRADE_DATA_DIR"] == str(mirror)
     assert os.path.isdir(env["DLGRADE_DATA_DIR"])
     assert env.get("NLTK_DATA") == str(mirror / "nltk_data"), env.get("NLTK_DATA")
+
+
+def test_a_data_mirror_reached_through_a_link_reaches_the_worker_by_its_real_path(
+    monkeypatch, tmp_path
+):
+    """A mirror named through a symbolic link (`ci/shared -> /srv/shared`): the jail mounts
+    the real folder and hides /tmp and home, so the worker must be told the real path."""
+    from dlgrade.sandbox import WorkerSession
+
+    real = tmp_path / "real" / "data"
+    (real / "nltk_data" / "corpora").mkdir(parents=True)
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "shared").symlink_to(tmp_path / "real")
+    monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path / "links" / "shared" / "data"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "activity_1_01.py").write_text(
+        "import os\n\ndef seen():\n"
+        "    path = os.environ['DLGRADE_DATA_DIR']\n"
+        "    return path, os.path.isdir(path)\n"
+    )
+    session = WorkerSession(tmp_path / "sub")
+    try:
+        path, visible = session.call("activity_1_01", "seen")
+    finally:
+        session.close()
+    assert path == str(real)
+    assert visible

@@ -181,14 +181,16 @@ class WorkerSession:
         }
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
         # the worker's working folder is its scratch copy: a relative mirror or cache
-        # (DLGRADE_DATA_DIR=../shared/data) must reach it as the folder it names here
+        # (DLGRADE_DATA_DIR=../shared/data) must reach it as the folder it names here; and
+        # as its real path, the one the jail mounts (a link on the way, in /tmp or a home
+        # the jail hides, would lead nowhere)
         if "DLGRADE_DATA_DIR" in env:
-            env["DLGRADE_DATA_DIR"] = str(data.mirror_dir())
+            env["DLGRADE_DATA_DIR"] = os.path.realpath(data.mirror_dir())
         if "DLGRADE_CACHE_DIR" in env:
-            env["DLGRADE_CACHE_DIR"] = str(data.cache_dir())
+            env["DLGRADE_CACHE_DIR"] = os.path.realpath(data.cache_dir())
         nltk_data = data.nltk_data_dir()
         if nltk_data is not None:
-            env["NLTK_DATA"] = str(nltk_data)
+            env["NLTK_DATA"] = os.path.realpath(nltk_data)
         return env
 
     def start(self) -> None:
