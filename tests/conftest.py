@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +122,17 @@ def running(*argv: str) -> list[int]:
         except (OSError, IndexError):
             continue
     return found
+
+
+@contextmanager
+def machine_to_ourselves():
+    """Run no other such block at once, in any pytest-xdist worker: the tests that load the
+    machine on purpose (CPU hogs) and the tests that measure or compare under load (class
+    runs on a Dask cluster) would otherwise disturb each other's clocks."""
+    lock = Path(tempfile.gettempdir()) / "dlgrade-tests-machine.lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

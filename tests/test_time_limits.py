@@ -12,6 +12,7 @@ import pytest
 from dlgrade.errors import CallTimeout, MachineBusy
 from dlgrade.sandbox import Limits, WorkerSession
 from dlgrade.sandbox.clock import MAX_STRETCH, CallClock, available
+from tests.conftest import machine_to_ourselves
 
 S = 1_000_000_000  # nanoseconds
 
@@ -106,7 +107,14 @@ def _hog(stop):
 
 @contextmanager
 def busy_machine(per_cpu: int = 1, cpus=None):
-    """``per_cpu`` CPU-bound processes per CPU (pinned to ``cpus`` if given)."""
+    """``per_cpu`` CPU-bound processes per CPU (pinned to ``cpus`` if given); no other
+    such load, and no Dask class run, runs meanwhile (``machine_to_ourselves``)."""
+    with machine_to_ourselves(), _hogs(per_cpu, cpus):
+        yield
+
+
+@contextmanager
+def _hogs(per_cpu: int, cpus):
     context = multiprocessing.get_context("fork")
     stop = context.Event()
     targets = sorted(cpus or os.sched_getaffinity(0))
