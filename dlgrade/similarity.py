@@ -96,9 +96,7 @@ class Code:
         utils = _winnowing()
         self.filtered, self.offsets = utils.filter_code(self.text, "code.py", "python")
         window = GUARANTEE_TOKENS - NOISE_TOKENS + 1
-        self.hashes, self.index = utils.get_document_fingerprints(
-            self.filtered, NOISE_TOKENS, window, boilerplate
-        )
+        self.hashes, self.index = fingerprints(self.filtered, window, boilerplate)
         self.coverage = utils.get_token_coverage(self.index, NOISE_TOKENS, len(self.filtered))
         return self
 
@@ -107,6 +105,45 @@ class Code:
         self.hashes = self.hashes - common
         self.index = {h: i for h, i in self.index.items() if h not in common}
         return self
+
+
+def kgram_hashes(text: str, k: int = NOISE_TOKENS):
+    """A hash of every k-character window of ``text``, the same in every process.
+
+    copydetect hashes k-grams with Python's ``hash()``, which is salted per process: the
+    winnowed fingerprints, and so the scores, would change from one run to the next. This
+    is a polynomial hash of the characters, modulo 2**64, computed with numpy."""
+    import numpy as np
+
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    count = len(codes) - k + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    hashes = np.zeros(count, dtype=np.uint64)
+    base = np.uint64(1_000_003)
+    with np.errstate(over="ignore"):
+        for offset in range(k):
+            hashes = hashes * base + codes[offset : offset + count]
+    return hashes.view(np.int64)
+
+
+def fingerprints(filtered: str, window: int, boilerplate=()) -> tuple[set, dict]:
+    """(the winnowed fingerprints, each one's positions) of a filtered text, without the
+    ``boilerplate`` ones (copydetect's winnowing on :func:`kgram_hashes`)."""
+    import numpy as np
+
+    utils = _winnowing()
+    hashes = kgram_hashes(filtered)
+    if len(hashes) == 0:
+        return set(), {}
+    hashes, positions = utils.winnow(hashes, window_size=window, remove_duplicates=False)
+    if len(boilerplate):
+        keep = ~np.isin(hashes, np.asarray(list(boilerplate), dtype=np.int64))
+        hashes, positions = hashes[keep], positions[keep]
+    index: dict = {}
+    for value, position in zip(hashes.tolist(), positions.tolist(), strict=True):
+        index.setdefault(value, []).append(position)
+    return set(index), index
 
 
 @dataclass(frozen=True)
@@ -228,7 +265,7 @@ def analyse(
         boilerplate = []
         if skeleton:
             filtered, _ = utils.filter_code(skeleton, "skeleton.py", "python")
-            boilerplate = sorted(utils.get_document_fingerprints(filtered, NOISE_TOKENS, 1)[0])
+            boilerplate = sorted(fingerprints(filtered, 1)[0])
         codes: list[Code] = []
         for who, folder in students:
             text, why = source_of(Path(folder), module)

@@ -129,3 +129,22 @@ def test_the_report_files_and_the_class_summary_link_but_nothing_student_facing(
     assert alone.returncode == 0, alone.stderr
     assert "0 similar pair(s)" in alone.stdout
     assert dlgrade("similarity", root, "--threshold", "2").returncode == 2
+
+
+def test_the_scores_are_the_same_in_every_process():
+    """k-gram hashes must not depend on Python's per-process string hash salt."""
+    import subprocess
+    import sys
+
+    code = "from dlgrade.similarity import kgram_hashes; print(kgram_hashes('V=V+F(V)'*9).sum())"
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(runs) == 1 and runs.pop().strip() != "0"
