@@ -85,13 +85,20 @@ def test_reference_graded_on_a_busy_machine_scores_full_marks(grade, tmp_path):
     """Three CPU-bound programs per core (each in its own session, as other programs are)
     while 1.01 is graded with a 6 s limit per call: its longest call (1,000 optimizer steps,
     about 3.5 s on a quiet machine) takes longer than 6 s of wall time, which a wall clock
-    would charge as a timeout; the fair clock counts what the worker got."""
+    would charge as a timeout; the fair clock counts what the worker got. How much a load
+    slows the worker depends on the kernel and on what else runs (a CI runner with other
+    test workers): while the call did not take longer than the limit, the load is doubled
+    and the reference graded again — every grading must score full marks."""
     from tests.test_time_limits import busy_machine
 
     submission = tmp_path / "reference"
     shutil.copytree(REFERENCE, submission)
-    with busy_machine(per_cpu=3):
-        graded = grade(submission, ("1.01",), "quick", "--call-timeout", "6")
-    assert graded.grade["score"] == graded.grade["max_score"] > 0, graded.outcomes
-    solve = graded.check("solve_with_book_defaults")["duration_s"]
-    assert solve > 6, f"the machine was not busy enough to test anything ({solve} s)"
+    walls = []
+    for per_cpu in (3, 6, 12):
+        with busy_machine(per_cpu=per_cpu):
+            graded = grade(submission, ("1.01",), "quick", "--call-timeout", "6")
+        assert graded.grade["score"] == graded.grade["max_score"] > 0, (per_cpu, graded.outcomes)
+        walls.append(graded.check("solve_with_book_defaults")["duration_s"])
+        if walls[-1] > 6:
+            break
+    assert walls[-1] > 6, f"the machine was never busy enough to test anything ({walls} s)"
