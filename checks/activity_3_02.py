@@ -328,7 +328,8 @@ def test_book_training_reaches_accuracy(submission, student):
     """The book's 5 epochs on the real data reach train ≥ 0.88 / test ≥ 0.85 (GPU runners)."""
     models.require_gpu(
         "the full tier of 3.02 trains VGG16 on 11,398 images: about 700 s per epoch on 2 CPU "
-        "cores, an hour for the book's 5"
+        "cores, an hour for the book's 5",
+        submission,
     )
     root = data.path("fruits360")
     train, val = _datasets(submission, student, (str(root / "Training"), str(root / "Test")))

@@ -296,7 +296,7 @@ def test_generated_samples_are_diverse(short_run):
 )
 def test_book_training_ends_balanced(submission, student):
     """5,000 iterations end with the discriminator's probability in [0.35, 0.65]."""
-    models.require_gpu("the full tier of 7.01 runs 5,000 GAN iterations of batch 128")
+    models.require_gpu("the full tier of 7.01 runs 5,000 GAN iterations of batch 128", submission)
     generator = expect.handle(student.genModel(100), "genModel(100)")
     discriminator = expect.handle(student.discModel(), "discModel()")
     gan = expect.handle(student.ganModel(generator, discriminator), "ganModel(G, D)")

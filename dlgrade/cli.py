@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--allow-network", action="store_true", help="let the submission use the network"
     )
+    check.add_argument(
+        "--gpus",
+        metavar="LIST",
+        help="GPUs for the workers of full-tier checks: 'all' (default), 'none', or numbers "
+        "such as 0,1 (see docs/gpu.md)",
+    )
     check.set_defaults(run=run_check)
 
     grade = commands.add_parser(
@@ -132,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--disk-limit", type=float, metavar="GIB", help="per student, in GiB")
     grade.add_argument(
         "--allow-network", action="store_true", help="let submissions use the network"
+    )
+    grade.add_argument(
+        "--gpus",
+        metavar="LIST",
+        help="GPUs for the workers of full-tier checks: 'all' (default), 'none', or numbers "
+        "such as 0,1, given round robin to the --jobs (see docs/gpu.md)",
     )
     grade.add_argument(
         "--executor",
@@ -423,6 +435,14 @@ def limit_options(args: argparse.Namespace) -> list[str]:
         options += ["--disk-limit", str(args.disk_limit)]
     if args.allow_network:
         options.append("--allow-network")
+    if args.gpus is not None:
+        from dlgrade import gpu
+
+        try:  # said here, before pytest starts
+            gpu.choose(gpu.discover(), args.gpus)
+        except gpu.GpuOptionError as exc:
+            raise UsageError(str(exc)) from None
+        options += ["--gpus", args.gpus]
     return options
 
 
@@ -441,15 +461,25 @@ def _jobs(value: str) -> int:
     return jobs
 
 
+#: ``--gpus`` values that mean the same on every machine (a Dask cluster's workers)
+GPUS_ANYWHERE = ("all", "auto", "none", "cpu")
+
+
 def run_grade(args: argparse.Namespace) -> int:
     from dlgrade import classrun
 
     jobs = _jobs(args.jobs or "1")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if args.executor == "dask" and (args.gpus or "all").strip().lower() not in GPUS_ANYWHERE:
+        raise UsageError(
+            f"--gpus {args.gpus}: with --executor dask each worker uses the GPUs it was started "
+            "with (CUDA_VISIBLE_DEVICES, or dask-cuda's one GPU per worker); give 'all' or "
+            "'none' here"
+        )
     options = list(limit_options(args))
     if args.call_timeout:
         options += ["--call-timeout", str(args.call_timeout)]
-    if args.scheduler and args.executor != "dask":
-        raise UsageError("--scheduler needs --executor dask")
     if args.scheduler and args.jobs:
         raise UsageError(
             "--jobs sizes the cluster dlgrade starts; with --scheduler the cluster's workers "

@@ -63,6 +63,8 @@ class StudentRecord:
     #: where the time went: worker starts, TensorFlow preload, time inside the submission's
     #: calls, and the grading process (statistics for instructors and benchmarks)
     worker: dict[str, Any] = field(default_factory=dict)
+    #: what the student's worker ran on: "CPU", "GPU 0: NVIDIA H200" (dlgrade.gpu)
+    device: str = ""
     version: int = RECORD_VERSION
 
     def __post_init__(self) -> None:

@@ -79,6 +79,9 @@ class Config:
     read_only: list[str] = field(default_factory=list)  # data: made read-only where it is
     shm_bytes: int = SHM_BYTES
     output_fd: int | None = None  # becomes the worker's stdout and stderr
+    #: the only supplementary groups the worker keeps: those of the GPU's device files
+    #: when they are not open to everyone (:func:`dlgrade.gpu.device_groups`)
+    groups: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -316,8 +319,45 @@ def count_tasks(uid: int) -> int:
     return total
 
 
-def drop_privileges(uid: int, gid: int) -> None:
-    os.setgroups([])
+def resident_bytes(uid: int | None = None, root: int | None = None) -> int:
+    """Host memory held by the processes of ``uid`` (a jailed worker's own uid), or else of
+    the process tree under ``root``: their anonymous and shared-memory resident pages (not
+    the libraries they map, which the machine can drop and read again)."""
+    if uid is not None:
+        pids = []
+        for entry in os.scandir("/proc"):
+            try:
+                if entry.name.isdigit() and entry.stat().st_uid == uid:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    elif root is not None:
+        pids, stack = [], [root]
+        while stack:
+            pid = stack.pop()
+            pids.append(pid)
+            try:
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as children:
+                        stack += [int(c) for c in children.read().split()]
+            except OSError:
+                continue
+    else:
+        return 0
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith(("RssAnon:", "RssShmem:")):
+                        total += int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def drop_privileges(uid: int, gid: int, groups: list[int] | tuple[int, ...] = ()) -> None:
+    os.setgroups(list(groups))
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if os.getuid() != uid or os.geteuid() != uid:
@@ -338,7 +378,7 @@ def run(config: Config) -> None:
     set_limits(config.rlimits)
     os.setsid()  # the submission can reach no process group outside the namespace
     os.chdir(config.cwd)
-    drop_privileges(config.uid, config.gid)
+    drop_privileges(config.uid, config.gid, config.groups)
     if config.output_fd is not None:  # until here, our messages went to the grader's log
         os.dup2(config.output_fd, 1)
         os.dup2(config.output_fd, 2)

@@ -25,6 +25,7 @@ MAX_PARAMS = 200_000_000
 _import_thread: threading.Thread | None = None
 _seed: int | None = None
 _seeded = False
+_off_gpus = False
 
 
 def preload() -> None:
@@ -70,10 +71,31 @@ def keras():
         with profile.timed("trusted Keras import (in a check)"):
             importlib.import_module("keras")
     module = sys.modules["keras"]
+    _keep_off_gpus()
     if _seed is not None and not _seeded:
         module.utils.set_random_seed(_seed)
         _seeded = True
     return module
+
+
+def _keep_off_gpus() -> None:
+    """The trusted side only loads and inspects models: it leaves every GPU to the workers.
+
+    TensorFlow takes nearly all of a GPU's memory in the first process that uses it; a
+    grader that loaded a student's model onto the GPU would starve the worker training on it.
+    """
+    global _off_gpus
+    if _off_gpus:
+        return
+    _off_gpus = True
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return
+    try:
+        if tf.config.list_physical_devices("GPU"):
+            tf.config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):  # the runtime started already: nothing to hide now
+        pass
 
 
 @dataclass(frozen=True)
@@ -96,17 +118,24 @@ class CompileSettings:
     metrics: tuple[str, ...]
 
 
-#: what a check that needs a GPU says on a machine without one (outcome error, reason runner)
-NO_GPU_MESSAGE = "{why}; no GPU is visible to TensorFlow here. Run this tier on a GPU runner."
+#: what a check that needs a GPU says without one (outcome error, reason runner)
+NO_GPU_MESSAGE = "{why}; the worker has no GPU ({device}). Run this tier on a GPU runner."
 
 
-def require_gpu(why: str) -> None:
-    """Stop the running check as a runner problem (not the student's) unless a GPU is here."""
-    keras()  # TensorFlow, loaded the way every trusted-side check loads it
-    import tensorflow as tf
+def require_gpu(why: str, submission=None) -> None:
+    """Stop the running check as a runner problem (not the student's) unless the worker has
+    a GPU: one was given to this grading process (:func:`dlgrade.gpu.current`) and, with
+    ``submission``, TensorFlow in the worker found it when it loaded."""
+    from dlgrade import gpu
 
-    if not tf.config.list_physical_devices("GPU"):
-        raise RunnerError(NO_GPU_MESSAGE.format(why=why))
+    device = gpu.current()
+    if not device.is_gpu:
+        raise RunnerError(NO_GPU_MESSAGE.format(why=why, device=device.summary()))
+    session = getattr(submission, "session", None)
+    if session is not None:
+        session.ready()  # the worker's answer to its preload says what TensorFlow found
+        if session.worker_gpus == []:
+            raise RunnerError(NO_GPU_MESSAGE.format(why=why, device=session.device_label()))
 
 
 def load(path: Path):

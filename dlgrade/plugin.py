@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dlgrade import gradebook, migration, models, profile, sandbox
+from dlgrade import gpu, gradebook, migration, models, profile, sandbox
 from dlgrade.errors import (
     DataError,
     MachineBusy,
@@ -79,6 +79,17 @@ class GradingState:
     worker_stats: dict = field(default_factory=dict)  # a class run's, once the worker closed
     #: activity → the student's time its checks may use in all (rubric.activity_budget)
     budgets: dict[str, float] = field(default_factory=dict)
+    #: the GPUs this run may use (``--gpus``), and what this process's workers run on
+    gpus: list[gpu.Gpu] = field(default_factory=list)
+    device: gpu.Device = field(default_factory=lambda: gpu.Device(None, "not decided yet"))
+    #: what the worker ran on, kept when a class run closes the student's worker
+    device_label: str = ""
+
+    def ran_on(self) -> str:
+        """The device the grade and the record name (:meth:`WorkerSession.device_label`)."""
+        if self.session is not None:
+            return self.session.device_label()
+        return self.device_label or self.device.label()
 
     def score(self) -> Score:
         return Score(
@@ -87,6 +98,7 @@ class GradingState:
             seed=self.seed,
             checks=tuple(self.results),
             notes=tuple(self.session.notes) if self.session is not None else (),
+            device=self.ran_on(),
         )
 
 
@@ -147,6 +159,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="let the submission use the network (off by default)",
     )
+    group.addoption(
+        "--gpus",
+        metavar="LIST",
+        default="all",
+        help="GPUs the workers of full-tier and gpu=True checks may use: 'all' (default), "
+        "'none', or numbers such as 0,1 (round robin over pytest-xdist's workers)",
+    )
     group.addoption("--dlgrade-live", action="store_true", help=f"(internal) {console.__name__}")
     group.addoption(
         "--class-roster",
@@ -184,6 +203,10 @@ def pytest_configure(config: pytest.Config) -> None:
             allow_network=config.getoption("allow_network"),
         ),
     )
+    try:
+        config.stash[STATE].gpus = gpu.choose(gpu.discover(), config.getoption("gpus"))
+    except gpu.GpuOptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
     roster = config.getoption("class_roster")
     if roster:
         try:
@@ -199,18 +222,24 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash[STATE]
     if state.submission_path is None or CLASS in config.stash:
         return None
-    return [
-        console.header(state.submission_path, state.tier, state.seed),
-        sandbox.describe(state.limits),
-    ]
+    return [console.header(state.submission_path, state.tier, state.seed)]
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
-    """The data line, once collection has said which datasets the rubrics read."""
+    """The sandbox, device and data lines, once collection has said which checks run (a
+    full-tier check gets a GPU) and which datasets the rubrics read."""
     state = config.stash[STATE]
     if not state.active or state.live or CLASS in config.stash:
-        return None  # `dlgrade check` prints it with its own header (`_start`)
-    return [_data_line(state)]
+        return None  # `dlgrade check` prints them with its own header (`_start`)
+    return _setting_lines(state)
+
+
+def _setting_lines(state: GradingState) -> list[str]:
+    return [
+        sandbox.describe(state.limits, gpu=state.device.is_gpu),
+        state.device.describe(),
+        _data_line(state),
+    ]
 
 
 def _data_line(state: GradingState) -> str:
@@ -312,6 +341,14 @@ def pytest_collection_modifyitems(
     state.budgets = {
         a: activity_budget(found, state.tier, state.call_timeout) for a, found in limits.items()
     }
+    selected = [item.stash[SPEC] for item in items if SPEC in item.stash]
+    state.device = gpu.assign(
+        state.gpus,
+        needed=any(gpu.uses_gpu(spec.tier, spec.gpu) for spec in selected),
+        slot=gpu.job_slot(),
+        asked=config.getoption("gpus"),
+    )
+    gpu.set_current(state.device)
     run = config.stash.get(CLASS, None)
     if run is not None:
         run.expect([item for item in items if SPEC in item.stash])
@@ -340,6 +377,7 @@ def _start(state: GradingState, config: pytest.Config) -> None:
             preload=preload,
             datasets=sorted(state.datasets),
             hidden=state.hidden | {Path(r).resolve().parent for r in results if r},
+            device=state.device,
         )
         state.submission = Submission(state.submission_path, state.session)
         state.session.start()
@@ -351,8 +389,8 @@ def _start(state: GradingState, config: pytest.Config) -> None:
         config.get_terminal_writer().line(
             console.header(state.submission_path, state.tier, state.seed)
         )
-        config.get_terminal_writer().line(sandbox.describe(state.limits))
-        config.get_terminal_writer().line(_data_line(state))
+        for line in _setting_lines(state):
+            config.get_terminal_writer().line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -716,6 +754,8 @@ class ClassRun:
                 budgets=dict(template.budgets),
                 hidden=set(template.hidden) | {self.out.resolve()},
                 active=True,
+                gpus=template.gpus,
+                device=template.device,
             )
             state.results = self._resumed(student)
             state.by_nodeid = {}
@@ -765,6 +805,7 @@ class ClassRun:
                 preload=preload,
                 datasets=sorted(state.datasets),
                 hidden=state.hidden,
+                device=state.device,
             )
             state.submission = Submission(state.submission_path, state.session)
             state.session.start()
@@ -842,6 +883,7 @@ class ClassRun:
     def _close(self, state: GradingState) -> None:
         if state.session is not None:
             state.worker_stats = worker_stats(state.session)
+            state.device_label = state.session.device_label()
             state.session.close()
             state.session = None
             state.submission = None
@@ -860,6 +902,7 @@ class ClassRun:
             note=note if status else IN_PROGRESS_NOTE.format(run=self.roster.run),
             worker=state.worker_stats
             or (worker_stats(state.session) if state.session is not None else {}),
+            device=state.ran_on(),
         )
         gradebook.write_record(self.out, record)
         return record

@@ -224,6 +224,8 @@ class Score:
     #: what the report shows once, beside the checks: a notebook's magics that did not
     #: run, its slow cells
     notes: tuple[str, ...] = ()
+    #: what the worker ran on: "CPU", "GPU 0: NVIDIA H200", or why not the GPU it was given
+    device: str = ""
 
     @property
     def score(self) -> float:
@@ -251,5 +253,6 @@ class Score:
             "score": self.score,
             "max_score": self.max_score,
             **({"notes": list(self.notes)} if self.notes else {}),
+            **({"device": self.device} if self.device else {}),
             "checks": [c.to_dict() for c in self.checks],
         }

@@ -144,7 +144,18 @@ class Worker:
                 loaded.append(name)
             except Exception:  # the submission's own import will report it properly
                 pass
-        return {"loaded": loaded, "seconds": round(time.monotonic() - began, 3)}
+        answer = {"loaded": loaded, "seconds": round(time.monotonic() - began, 3)}
+        if "tensorflow" in sys.modules and os.environ.get("CUDA_VISIBLE_DEVICES") != "-1":
+            # A GPU worker says which GPUs TensorFlow found, before any student code runs:
+            # a jail that hid the device or the driver shows up here, not as a slow check.
+            try:
+                found = sys.modules["tensorflow"].config.list_physical_devices("GPU")
+                answer["gpus"] = [device.name for device in found]
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                answer["gpus"] = []
+                answer["gpu_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        answer["seconds"] = round(time.monotonic() - began, 3)
+        return answer
 
     def op_seed(self, request: dict) -> Any:
         seed = int(request["seed"])

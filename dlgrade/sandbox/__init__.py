@@ -19,8 +19,8 @@ from dlgrade.sandbox.limits import (
     Limits,
     describe,
     gib_option,
-    gpu_visible,
     isolation_mode,
+    memory_guard,
 )
 from dlgrade.sandbox.process import NATIVE_LOG_LINE, OutputCapture
 from dlgrade.sandbox.session import LIMIT_REASONS, WorkerSession
@@ -40,6 +40,6 @@ __all__ = [
     "copy_submission",
     "describe",
     "gib_option",
-    "gpu_visible",
     "isolation_mode",
+    "memory_guard",
 ]

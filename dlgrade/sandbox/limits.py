@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,6 +17,14 @@ MEMORY_LIMIT_MESSAGE = (
     "memory limit {gib} GiB exceeded during {label}; the worker was stopped. Use smaller "
     "arrays, batches or models (the limit holds for each process of the submission)."
 )
+#: a GPU worker's limit: its processes' resident memory together (GPU memory not counted)
+RESIDENT_LIMIT_MESSAGE = (
+    "memory limit {gib} GiB exceeded during {label}: your code's processes held {used} GiB "
+    "of the machine's memory; the worker was stopped. Use smaller arrays, batches or models "
+    "(the limit holds for the submission's processes together; GPU memory is not counted)."
+)
+#: how often the trusted side adds up a GPU worker's resident memory while a call runs
+RESIDENT_SAMPLE_SECONDS = 0.25
 CPU_LIMIT_MESSAGE = (
     "CPU time limit of {seconds} s exceeded during {label}; the worker was stopped. Look "
     "for an infinite loop, or training far longer than the check asked for."
@@ -106,9 +113,12 @@ class Limits:
             )
         return limits
 
-    def rlimits(self) -> jail.Rlimits:
+    def rlimits(self, *, gpu: bool = False) -> jail.Rlimits:
+        """``gpu``: the worker gets a GPU, so no address-space limit (CUDA reserves far more
+        address space at start-up than any useful one): its resident memory is watched
+        instead (:func:`memory_guard`)."""
         return jail.Rlimits(
-            address_space=None if gpu_visible() else self.memory_bytes,
+            address_space=None if gpu else self.memory_bytes,
             cpu_seconds=self.cpu_seconds,
             processes=self.max_processes,
             file_size=self.file_bytes,
@@ -123,10 +133,12 @@ def gib_option(text: str) -> float:
     return value
 
 
-def gpu_visible() -> bool:
-    """CUDA reserves far more address space than any RLIMIT_AS that would be useful."""
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return devices not in ("", "-1") and bool(glob.glob("/dev/nvidia[0-9]*"))
+def memory_guard(gpu: bool) -> str:
+    """How a worker's memory limit is held: ``"address space"`` (RLIMIT_AS, on each process,
+    by the kernel) or, for a GPU worker, ``"resident"`` (its processes' resident memory
+    together, added up by the trusted side every ``RESIDENT_SAMPLE_SECONDS`` while a call
+    runs; a fast allocation may overshoot by what it touches in that time)."""
+    return "resident" if gpu else "address space"
 
 
 ISOLATION_MODES = ("auto", "namespaces", "rlimits")
@@ -156,12 +168,13 @@ def _warn_fallback(why: str) -> None:
     warnings.warn(FALLBACK_WARNING.format(why=why), IsolationWarning, stacklevel=3)
 
 
-def describe(limits: Limits, mode: str | None = None) -> str:
-    """One line for the report header: how the worker is isolated and limited."""
+def describe(limits: Limits, mode: str | None = None, *, gpu: bool = False) -> str:
+    """One line for the report header: how the worker is isolated and limited (``gpu``:
+    its worker gets a GPU)."""
     mode = mode or isolation_mode()
-    memory = (
-        "not enforced (a GPU is visible)" if gpu_visible() else f"{_gib(limits.memory_bytes)} GiB"
-    )
+    memory = f"{_gib(limits.memory_bytes)} GiB"
+    if memory_guard(gpu) == "resident":
+        memory += " resident (a GPU worker: no address-space limit)"
     numbers = (
         f"memory {memory}, CPU {limits.cpu_seconds} s, {limits.max_processes} processes, "
         f"disk {_gib(limits.disk_bytes)} GiB ({_gib(limits.file_bytes)} GiB per file)"

@@ -173,7 +173,8 @@ class WorkerProcess:
             own_output = os.open(self.jail_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             pass_fds = (req_r, rep_w, out_w)
         else:
-            command.append(json.dumps(dataclasses.asdict(session.limits.rlimits())))
+            rlimits = session.limits.rlimits(gpu=session.device.is_gpu)
+            command.append(json.dumps(dataclasses.asdict(rlimits)))
         try:
             self.proc = subprocess.Popen(
                 jail.die_with_grader(command),
@@ -204,6 +205,7 @@ class WorkerProcess:
         self.worker_pid: int | None = None if self.mode == "namespaces" else self.proc.pid
         self.cpu_seconds = 0.0  # the worker process's CPU time, last sampled
         self.peak_bytes = 0  # its peak address space, last sampled
+        self.peak_resident = 0  # a GPU worker's processes' resident memory, at most
         # processes and threads of the worker's uid (what RLIMIT_NPROC counts), at most: a
         # submission that fills the limit with children makes TensorFlow die in native code
         # (SIGSEGV, SIGABRT) when it cannot start a thread, and only this count tells why
@@ -261,6 +263,18 @@ class WorkerProcess:
         if self.uid is not None and now - self._tasks_sampled >= TASKS_SAMPLE_SECONDS:
             self._tasks_sampled = now
             self.peak_tasks = max(self.peak_tasks, jail.count_tasks(self.uid))
+
+    def resident(self) -> int:
+        """What the worker's processes hold in memory now (:func:`jail.resident_bytes`): its
+        own uid's processes in the jail, else the worker's process tree."""
+        if self.uid is not None:
+            used = jail.resident_bytes(uid=self.uid)
+        elif self.worker_pid is not None:
+            used = jail.resident_bytes(root=self.worker_pid)
+        else:
+            return 0
+        self.peak_resident = max(self.peak_resident, used)
+        return used
 
     def alive(self) -> bool:
         return self.proc.poll() is None

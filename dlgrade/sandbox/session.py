@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import dlgrade
-from dlgrade import data, jail, notebook, profile
+from dlgrade import data, gpu, jail, notebook, profile
 from dlgrade.errors import (
     CallTimeout,
     MachineBusy,
@@ -51,17 +51,19 @@ from dlgrade.sandbox.limits import (
     PROCESS_COUNT_MESSAGE,
     PROCESS_LIMIT_MESSAGE,
     PROCESS_LIMIT_SHARE,
+    RESIDENT_LIMIT_MESSAGE,
+    RESIDENT_SAMPLE_SECONDS,
     WORKER_BROKEN_MESSAGE,
     Limits,
     _gib,
     isolation_mode,
+    memory_guard,
 )
 from dlgrade.sandbox.process import OutputCapture, WorkerProcess
 
 PASSED_ENV = (
     "DLGRADE_DATA_DIR",
     "DLGRADE_CACHE_DIR",
-    "CUDA_VISIBLE_DEVICES",
     "OMP_NUM_THREADS",
     "OPENBLAS_CORETYPE",
     "OPENBLAS_L2_SIZE",
@@ -81,9 +83,11 @@ class WorkerSession:
         *,
         hidden: Iterable[Path] = (),
         isolation: str | None = None,
+        device: gpu.Device | None = None,
     ):
         """``hidden``: folders the worker must not see besides the defaults (the rubric
-        folders, the results folder); ``isolation``: force ``"namespaces"`` or ``"rlimits"``.
+        folders, the results folder); ``isolation``: force ``"namespaces"`` or ``"rlimits"``;
+        ``device``: the GPU the worker gets, or the CPU (the default) — :mod:`dlgrade.gpu`.
         """
         self.submission_dir = Path(submission_dir).resolve()
         if not self.submission_dir.is_dir():
@@ -93,6 +97,13 @@ class WorkerSession:
         self.datasets = tuple(datasets)
         self.mode = isolation_mode(isolation)
         self.hidden = [Path(p) for p in hidden]
+        self.device = device or gpu.Device(None, "no GPU asked for")
+        #: how the memory limit is held: "address space" (RLIMIT_AS) or "resident" (GPU)
+        self.memory_guard = memory_guard(self.device.is_gpu)
+        #: the GPUs TensorFlow in the worker saw when it loaded (None: not loaded yet)
+        self.worker_gpus: list[str] | None = None
+        self.worker_gpu_error = ""
+        self._memory_checked = 0.0
         self._uid: jail.UidLease | None = None
         if self.mode == "namespaces":
             try:
@@ -130,6 +141,15 @@ class WorkerSession:
         self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
         self._disk_checked = 0.0
 
+    def device_label(self) -> str:
+        """What the grade and the record say the worker ran on: the GPU it was given, as
+        TensorFlow in the worker confirmed it; or why it ran on the CPU after all."""
+        label = self.device.label()
+        if self.device.is_gpu and self.worker_gpus == []:
+            error = f": {self.worker_gpu_error}" if self.worker_gpu_error else ""
+            return f"CPU ({label} was given, but TensorFlow in the worker found no GPU{error})"
+        return label
+
     @property
     def keras_home(self) -> Path:
         """The worker's KERAS_HOME (the Keras data it reads)."""
@@ -139,6 +159,7 @@ class WorkerSession:
         """What the jail hides, keeps and limits for this session's worker."""
         package = Path(dlgrade.__file__).resolve().parent
         keep = {Path(os.path.realpath(p)) for p in _python_paths()} | {package}
+        keep |= set(gpu.library_folders(self.environment()))  # CUDA's, for a GPU worker
         read_only = [p for p in (data.mirror_dir(), data.cache_dir()) if p and p.is_dir()]
         read_only = [Path(os.path.realpath(p)) for p in read_only]
         hide = [*self.hidden, self.submission_dir.parent, Path.home()]
@@ -151,12 +172,13 @@ class WorkerSession:
             cwd=str(self.scratch_dir),
             uid=self._uid.uid,
             gid=self._uid.gid,
-            rlimits=self.limits.rlimits(),
+            rlimits=self.limits.rlimits(gpu=self.device.is_gpu),
             hide=jail.plan_hidden(hide, keep_all),
             keep=sorted(str(p) for p in keep),
             writable=[str(self.root)],
             read_only=[str(p) for p in read_only],
             output_fd=output_fd,
+            groups=gpu.device_groups(gpu.device_files()) if self.device.is_gpu else [],
         )
 
     # -- life cycle ----------------------------------------------------------------------
@@ -180,6 +202,7 @@ class WorkerSession:
             "LOGNAME": "student",
         }
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
+        env.update(gpu.worker_env(self.device))
         # the worker's working folder is its scratch copy: a relative mirror or cache
         # (DLGRADE_DATA_DIR=../shared/data) must reach it as the folder it names here; and
         # as its real path, the one the jail mounts (a link on the way, in /tmp or a home
@@ -247,6 +270,10 @@ class WorkerSession:
             self._ready()
         # else: a worker killed by an earlier check starts again only if this check calls
         # it (one that hung is not called again, and need not wait for TensorFlow)
+
+    def ready(self) -> None:
+        """Start the worker if need be and wait for its preload (TensorFlow) to answer."""
+        self._ready()
 
     def _ready(self) -> None:
         """A live worker, seeded for the running check (started first if need be)."""
@@ -451,10 +478,15 @@ class WorkerSession:
                 proc.pending -= 1
                 waited = time.monotonic() - began
                 self.preload_wait_seconds += waited
-                seconds = (reply.get("value") or {}).get("__dict__", {}).get("seconds")
+                loaded = (reply.get("value") or {}).get("__dict__", {})
+                seconds = loaded.get("seconds")
                 if isinstance(seconds, int | float):  # the worker's own word: statistics only
                     self.preload_seconds += float(seconds)
                     profile.phase("worker TensorFlow import", float(seconds))
+                gpus = loaded.get("gpus")
+                if isinstance(gpus, list):  # said before any student code ran in it
+                    self.worker_gpus = [str(g) for g in gpus][:16]
+                    self.worker_gpu_error = str(loaded.get("gpu_error") or "")[:300]
                 profile.op("wait for the worker's TensorFlow", waited)
                 began_request = time.perf_counter()
                 if not proc.pending:
@@ -552,6 +584,14 @@ class WorkerSession:
                     )
                 )
             proc.sample()
+            if self.memory_guard == "resident" and (
+                now - self._memory_checked >= RESIDENT_SAMPLE_SECONDS
+            ):
+                self._memory_checked = now
+                used = proc.resident()
+                if used > self.limits.memory_bytes:
+                    proc.kill()
+                    raise self._over_limit("memory_limit", label, used=used)
             if now - self._disk_checked >= DISK_CHECK_SECONDS:
                 self._disk_checked = now
                 if self.folders.disk_used() > self.limits.disk_bytes:
@@ -608,18 +648,29 @@ class WorkerSession:
             return "process_limit"
         if proc.peak_tasks >= PROCESS_LIMIT_SHARE * self.limits.max_processes:
             return "process_limit"
+        # a GPU worker's address space says nothing (CUDA reserves tens of GiB of it)
+        peak = proc.peak_resident if self.memory_guard == "resident" else proc.peak_bytes
         if signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS) and (
-            proc.peak_bytes >= 0.9 * self.limits.memory_bytes
-            or any(words in tail for words in _MEMORY_WORDS)
+            peak >= 0.9 * self.limits.memory_bytes or any(words in tail for words in _MEMORY_WORDS)
         ):
             return "memory_limit"
         return None
 
     def _over_limit(
-        self, reason: str, label: str, student_traceback: str = "", *, tasks: int = 0
+        self,
+        reason: str,
+        label: str,
+        student_traceback: str = "",
+        *,
+        tasks: int = 0,
+        used: int = 0,
     ) -> WorkerCrashed:
         limits = self.limits
-        if reason == "memory_limit":
+        if reason == "memory_limit" and used:
+            message = RESIDENT_LIMIT_MESSAGE.format(
+                gib=_gib(limits.memory_bytes), label=label, used=f"{used / 2**30:.1f}"
+            )
+        elif reason == "memory_limit":
             message = MEMORY_LIMIT_MESSAGE.format(gib=_gib(limits.memory_bytes), label=label)
         elif reason == "cpu_limit":
             message = CPU_LIMIT_MESSAGE.format(seconds=limits.cpu_seconds, label=label)
