@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from dlgrade import models
 from dlgrade.errors import CallTimeout
 from dlgrade.sandbox import (
     CPU_LIMIT_MESSAGE,
@@ -112,6 +113,7 @@ def attack(grade, classroom):
     """``attack(name, *options, **targets)``: grade an attack; the grader must be unharmed."""
 
     def run(name: str, *options: str, notebook: bool = False, **targets):
+        models.keras()  # the grader's own first Keras import writes caches in its HOME
         room = classroom(name, **targets)
         if notebook:  # the same attack handed in as activity_1_01.ipynb
             convert(room.submission, "activity_1_01")

@@ -87,6 +87,18 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, args, message):
     assert message in run.stdout + run.stderr
 
 
+def test_gpus_that_are_not_here_are_a_usage_error_before_anything_runs(good, tmp_path):
+    run = dlgrade("check", good, "--checks", LIGHT, "--gpus", "0")
+    assert run.returncode == 2
+    assert "--gpus 0: no GPU is visible on this machine" in run.stderr
+    assert "Total" not in run.stdout
+    run = dlgrade("grade", good.parent, "--executor", "dask", "--gpus", "1", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "with --executor dask each worker uses the GPUs it was started with" in run.stderr
+    run = dlgrade("check", good, "--checks", LIGHT, "--gpus", "none")
+    assert run.returncode == 0 and "device: CPU (--gpus none)" in run.stdout
+
+
 def test_a_rubric_bug_exits_3_and_says_it_is_ours(good):
     run = dlgrade("check", good, "--checks", BUGGY)
     assert run.returncode == 3

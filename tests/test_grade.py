@@ -89,6 +89,8 @@ def test_every_student_is_in_the_gradebook_with_the_reason_in_their_row(klass, t
     assert "[5/5]" in run.stdout and "✗ carol" in run.stdout  # progress, one line a student
     alice = records(out)["alice"]
     assert alice.worker["starts"] == 1
+    assert alice.device == "CPU"  # what the worker ran on (a machine without a GPU)
+    assert json.loads((out / "grades.json").read_text())["students"][0]["device"] == "CPU"
     assert [c.id for c in alice.checks] == ["1.01/loss_fn_at_zero", "1.01/start_is_honoured"]
 
 
