@@ -299,6 +299,33 @@ def device_groups(files: list[Path]) -> list[int]:
     return sorted(groups)
 
 
+def ensure_uvm(
+    dev: Path = Path("/dev"), run: Callable[[list[str]], object] | None = None
+) -> str | None:
+    """Make sure ``/dev/nvidia-uvm`` exists before a jailed worker needs it.
+
+    The driver creates it when the first CUDA program starts, through the setuid
+    ``nvidia-modprobe``; a jailed worker may not run setuid programs (no new privileges), so
+    on a machine where no CUDA program ran since boot its ``cuInit`` would fail. The grader
+    creates it first. Returns the command run, or None where nothing was needed or possible.
+    """
+    if not (dev / "nvidiactl").exists() or (dev / "nvidia-uvm").exists():
+        return None
+    modprobe = shutil.which("nvidia-modprobe", path=SMI_PATH + ":/usr/sbin:/sbin")
+    if modprobe is None:
+        return None
+    command = [modprobe, "-u", "-c=0"]
+    try:
+        (run or _quiet)(command)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return " ".join(command)
+
+
+def _quiet(command: list[str]) -> None:
+    subprocess.run(command, capture_output=True, timeout=30, check=False)
+
+
 # -- the grading process's device ----------------------------------------------------------
 
 _current: Device | None = None

@@ -203,11 +203,12 @@ def pytest_configure(config: pytest.Config) -> None:
             allow_network=config.getoption("allow_network"),
         ),
     )
-    try:
-        config.stash[STATE].gpus = gpu.choose(gpu.discover(), config.getoption("gpus"))
-    except gpu.GpuOptionError as exc:
-        raise pytest.UsageError(str(exc)) from None
     roster = config.getoption("class_roster")
+    if submission or roster:  # a grading session: which GPUs its workers may use
+        try:
+            config.stash[STATE].gpus = gpu.choose(gpu.discover(), config.getoption("gpus"))
+        except gpu.GpuOptionError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if roster:
         try:
             config.stash[CLASS] = ClassRun(Roster.read(Path(roster)), config.stash[STATE])
@@ -342,13 +343,16 @@ def pytest_collection_modifyitems(
         a: activity_budget(found, state.tier, state.call_timeout) for a, found in limits.items()
     }
     selected = [item.stash[SPEC] for item in items if SPEC in item.stash]
-    state.device = gpu.assign(
-        state.gpus,
-        needed=any(gpu.uses_gpu(spec.tier, spec.gpu) for spec in selected),
-        slot=gpu.job_slot(),
-        asked=config.getoption("gpus"),
-    )
-    gpu.set_current(state.device)
+    if selected:  # a grading session: its workers' device (a GPU only if a check uses one)
+        state.device = gpu.assign(
+            state.gpus,
+            needed=any(gpu.uses_gpu(spec.tier, spec.gpu) for spec in selected),
+            slot=gpu.job_slot(),
+            asked=config.getoption("gpus"),
+        )
+        gpu.set_current(state.device)
+        if state.device.is_gpu:
+            gpu.ensure_uvm()
     run = config.stash.get(CLASS, None)
     if run is not None:
         run.expect([item for item in items if SPEC in item.stash])

@@ -168,6 +168,17 @@ def test_the_worker_keeps_the_group_of_device_files_not_open_to_everyone(tmp_pat
     assert gpu.device_groups(gpu.device_files(dev)) == []
 
 
+def test_the_grader_creates_the_uvm_device_a_jailed_worker_could_not(tmp_path, monkeypatch):
+    dev = fake_dev(tmp_path, "nvidia0", "nvidiactl")
+    ran = []
+    monkeypatch.setattr(gpu.shutil, "which", lambda name, path=None: f"/usr/bin/{name}")
+    assert gpu.ensure_uvm(dev, run=ran.append) == "/usr/bin/nvidia-modprobe -u -c=0"
+    assert ran == [["/usr/bin/nvidia-modprobe", "-u", "-c=0"]]
+    (dev / "nvidia-uvm").write_text("")
+    assert gpu.ensure_uvm(dev, run=ran.append) is None and len(ran) == 1  # there already
+    assert gpu.ensure_uvm(tmp_path, run=ran.append) is None and len(ran) == 1  # no driver
+
+
 @pytest.fixture
 def folder(tmp_path):
     submission = tmp_path / "submission"
