@@ -622,7 +622,8 @@ class WorkerSession:
         proc.kill()
         limit = self._limit_that_killed(proc)
         if limit is not None:
-            raise self._over_limit(limit, label, tasks=proc.peak_tasks)
+            used = proc.peak_resident if self.memory_guard == "resident" else 0
+            raise self._over_limit(limit, label, tasks=proc.peak_tasks, used=used)
         how = proc.describe_exit()
         raise WorkerCrashed(
             f"the worker process {how} during {label}. Something in your code ended the "
