@@ -52,6 +52,26 @@ def test_nvidia_smis_list_is_read_with_names_uuids_and_memory():
 UUID_1 = "GPU-6f1c2a8e-aaaa-bbbb-cccc-000000000001"
 
 
+def test_nvidia_smi_is_asked_for_index_uuid_name_and_memory(tmp_path, monkeypatch):
+    """A stand-in nvidia-smi on PATH: the query dlgrade runs, and what it makes of the answer
+    (a failing nvidia-smi, as on a machine whose driver is gone, counts as none)."""
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {tmp_path}/asked\n'
+        f"[ -e {tmp_path}/broken ] && exit 9\n"
+        f"cat <<'EOF'\n{SMI}EOF\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(gpu, "SMI_PATH", str(fake.parent))
+    assert gpu.nvidia_smi() == [H200_0, H200_1]
+    asked = (tmp_path / "asked").read_text().split()
+    assert asked == ["--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"]
+    (tmp_path / "broken").write_text("")
+    assert gpu.nvidia_smi() is None
+
+
 @pytest.mark.parametrize(
     ("visible", "expected"),
     [
