@@ -178,11 +178,10 @@ def discover(
     per ``/dev/nvidiaN`` without it).
     """
     environ = os.environ if environ is None else environ
-    if not any(p.name[6:].isdigit() for p in device_files(dev)):
+    count = sum(p.name[6:].isdigit() for p in device_files(dev))  # nvidia0, nvidia1 …
+    if not count:
         return []
-    physical = smi() or [
-        Gpu(str(n)) for n in range(sum(p.name[6:].isdigit() for p in device_files(dev)))
-    ]
+    physical = smi() or [Gpu(str(n)) for n in range(count)]
     visible = environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         return physical

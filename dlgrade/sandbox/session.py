@@ -159,7 +159,7 @@ class WorkerSession:
         """What the jail hides, keeps and limits for this session's worker."""
         package = Path(dlgrade.__file__).resolve().parent
         keep = {Path(os.path.realpath(p)) for p in _python_paths()} | {package}
-        keep |= set(gpu.library_folders(self.environment()))  # CUDA's, for a GPU worker
+        keep |= set(gpu.library_folders(gpu.worker_env(self.device)))  # a GPU worker's CUDA
         read_only = [p for p in (data.mirror_dir(), data.cache_dir()) if p and p.is_dir()]
         read_only = [Path(os.path.realpath(p)) for p in read_only]
         hide = [*self.hidden, self.submission_dir.parent, Path.home()]
