@@ -161,9 +161,13 @@ def test_discriminator(submission, student):
     "trainable.",
 )
 def test_gan_stacks_generator_then_frozen_discriminator(submission, student):
-    """The GAN is G then D: 3,385,986 parameters, only the generator's 1,719,873 trainable."""
-    generator = expect.handle(student.genModel(100), "genModel(100)")
-    discriminator = expect.handle(student.discModel(), "discModel()")
+    """The GAN is G then D: 3,385,986 parameters, only the generator's 1,719,873 trainable.
+
+    Built from the grader's own G and D (the book's), so that a mistake in genModel or
+    discModel costs their own checks, not this one too: this check grades ganModel alone.
+    """
+    generator = submission.grader_model(GENERATOR, (100,))
+    discriminator = submission.grader_model(DISCRIMINATOR, (28, 28, 1), DISCRIMINATOR_COMPILE)
     gan = expect.handle(student.ganModel(generator, discriminator), "ganModel(G, D)")
     model = submission.load_model(gan)
     total, trainable, _ = models.param_counts(model)
