@@ -37,6 +37,7 @@ from dlgrade.gradebook import StudentRecord
 from dlgrade.roster import Roster, Student
 from dlgrade.rubric import DEFAULT_SEED, REGRADE_REASONS
 from dlgrade.selection import checks_dir, quiet_pytest, rubric_files, select_activities
+from dlgrade.text import printable, shown_name
 
 #: the exit code of a run stopped by Ctrl-C (every finished student is saved)
 EXIT_INTERRUPTED = 130
@@ -155,7 +156,7 @@ def class_students(source: Path, out: Path) -> list[Student]:
         except lms.LmsError as exc:
             raise UsageError(str(exc)) from None
         for entry, why in imported.unmapped:
-            print(f"  not mapped to a student: {entry} — {why}")
+            print(f"  not mapped to a student: {shown_name(entry)} — {printable(why)}")
         if imported.unmapped:
             print(
                 f"{len(imported.unmapped)} entr(y/ies) of {source.name} were not mapped; see "
@@ -173,7 +174,10 @@ def class_students(source: Path, out: Path) -> list[Student]:
             "student, or the zip your LMS exported"
         )
     try:
-        return [Student(student, str(folder)) for student, folder in find_students(source)]
+        return [
+            Student(student, str(folder), name=name)
+            for student, folder, name in find_students(source)
+        ]
     except RosterError as exc:
         raise UsageError(str(exc)) from None
 
@@ -553,6 +557,6 @@ def summary(book: gradebook.Gradebook, out: Path, written: list[Path]) -> None:
     for record in records:
         reason = record.reason()
         if reason:
-            print(f"  {record.student}: {reason}")
+            print(f"  {record.student}: {printable(reason)}")
     names = ", ".join(sorted({p.relative_to(out).parts[0] for p in written}))
     print(f"results in {out}: {names}")

@@ -28,6 +28,7 @@ from dlgrade.selection import (
     rubric_files,
     select_activities,
 )
+from dlgrade.text import printable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except DataError as exc:  # an unknown dataset name
-        print(f"dlgrade {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dlgrade {args.command}: error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"dlgrade {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dlgrade {args.command}: error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -569,7 +570,7 @@ def similarity_report(students, activities, rubric_root: Path, out: Path, args) 
         f"{out / similarity.SIMILARITY_HTML}"
     )
     for note in report.skipped:
-        print(f"  not compared: {note}")
+        print(f"  not compared: {printable(note)}")
 
 
 def run_similarity(args: argparse.Namespace) -> int:

@@ -9,16 +9,19 @@ missing or changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
 from dlgrade.rubric import CheckResult, percent, totals
+from dlgrade.text import dumps
 
 #: a student's run ended normally: every check produced a result
 GRADED = "graded"
@@ -131,8 +134,26 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 def safe_id(name: str) -> str:
     """A student id usable as a file name and a pytest id: other characters become '_'."""
-    cleaned = _SAFE_ID.sub("_", name).strip("._") or "student"
-    return cleaned[:100]
+    # stripped after the cut, so that an id is its own safe_id (record_path relies on it)
+    return _SAFE_ID.sub("_", name)[:100].strip("._") or "student"
+
+
+def unique_ids(names: list[str]) -> list[str]:
+    """:func:`safe_id` of each name, made distinct where two names clean to one id — any
+    character outside the safe set (the Latin-1 byte ``\\xe9`` and the NFC "é" both become
+    "_"), case (two record files on a case-insensitive disk), a long shared prefix — by a
+    suffix hashed from the name itself, so the same names get the same ids in every run."""
+    seen: set[str] = set()
+    ids = []
+    for name in names:
+        student, salt = safe_id(name), 0
+        while student.casefold() in seen:
+            raw = name.encode("utf-8", "surrogatepass") + (b"\0%d" % salt if salt else b"")
+            student = f"{safe_id(name)[:90]}-{hashlib.sha256(raw).hexdigest()[:6]}"
+            salt += 1
+        seen.add(student.casefold())
+        ids.append(student)
+    return ids
 
 
 def record_path(out: Path, student: str) -> Path:
@@ -141,7 +162,7 @@ def record_path(out: Path, student: str) -> Path:
 
 def write_record(out: Path, record: StudentRecord) -> Path:
     """Write a student's record atomically (see :func:`write_atomic`)."""
-    text = json.dumps(record.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    text = dumps(record.to_dict(), indent=2) + "\n"  # strict: a forged NaN becomes null
     return write_atomic(record_path(out, record.student), text)
 
 
@@ -181,6 +202,13 @@ class Gradebook:
         seen = {a for r in records for a in r.activities}
         ordered = tuple(a for a in ACTIVITIES if a in seen) + tuple(sorted(seen - set(ACTIVITIES)))
         return cls(tuple(sorted(records, key=lambda r: r.student)), ordered)
+
+    @cached_property
+    def stems(self) -> dict[str, str]:
+        """student id → the name of their own export files (``feedback/<stem>.html``,
+        ``gradescope/<stem>/``): file-safe, and distinct even for ids that clean to one."""
+        students = list(dict.fromkeys(r.student for r in self.records))
+        return dict(zip(students, unique_ids(students), strict=True))
 
     def check_ids(self) -> list[str]:
         """Every check id, in first-seen order (stable across runs of the same rubric)."""

@@ -16,7 +16,6 @@ whose entries all sit in one folder that is not a student's is read through that
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from typing import Any
 from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
 from dlgrade.gradebook import safe_id
+from dlgrade.text import dumps, shown_name
 
 try:  # zipfile reads LZMA entries only when Python was built with lzma
     from lzma import LZMAError
@@ -54,16 +54,23 @@ MAX_TOTAL_BYTES = 1 << 30  # 1 GiB, every entry's real uncompressed size togethe
 MAX_FILE_BYTES = 100 << 20  # 100 MiB for one entry
 MAX_RATIO = 200  # uncompressed / compressed, for entries over RATIO_FLOOR
 RATIO_FLOOR = 1 << 20  # small files compress well and harmlessly: no ratio cap below 1 MiB
+#: a student's own zip, unpacked into their folder: at most this many entries, and headers
+#: declaring at most this many bytes (over either, that zip is skipped for that student)
+MAX_STUDENT_FILES = 1_000
+MAX_STUDENT_BYTES = 256 << 20
 #: path parts inside a student's folder: a file under at most five sub-folders
 MAX_DEPTH = 6
 CHUNK = 1 << 16
 
 # Canvas: smithjane_12345_67890_activity_1_01.py, smithjane_LATE_12345_67890_activity_1_01.py
-_CANVAS = re.compile(r"(?P<name>[^_]+)_(?:LATE_)?(?P<uid>\d+)_(?P<aid>\d+)_(?P<file>.+)")
+# (re.ASCII: \d is 0-9 only; "١٢٣" and "٤٥٦" would both clean to one id, merging two students)
+_CANVAS = re.compile(
+    r"(?P<name>[^_]+)_(?:LATE_)?(?P<uid>\d+)_(?P<aid>\d+)_(?P<file>.+)", re.ASCII | re.DOTALL
+)
 # a per-student folder: smithjane_12345/, Jane Smith_12345_assignsubmission_file_/
-_FOLDER = re.compile(r"(?P<name>[^_]+)_(?:LATE_)?(?P<uid>\d+)(?:_.*)?")
+_FOLDER = re.compile(r"(?P<name>[^_]+)_(?:LATE_)?(?P<uid>\d+)(?:_.*)?", re.ASCII | re.DOTALL)
 # Canvas's rename of a re-upload: activity_1_01-1.py is the second activity_1_01.py
-_RESUBMISSION = re.compile(r"(?P<stem>.+)-\d+(?P<ext>\.[^.]+)")
+_RESUBMISSION = re.compile(r"(?P<stem>.+)-\d+(?P<ext>\.[^.]+)", re.ASCII | re.DOTALL)
 _DRIVE = re.compile(r"[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _METADATA_FOLDERS = {"__MACOSX"}
@@ -280,7 +287,7 @@ class _Unpacker:
             return None
         student = safe_id(match["uid"])
         self.people.setdefault(student, "")
-        self.people[student] = self.people[student] or match["name"]
+        self.people[student] = self.people[student] or shown_name(match["name"])
         if len(parts) == 1:
             canvas = _RESUBMISSION.fullmatch(match["file"])
             rel = (canvas["stem"] + canvas["ext"],) if canvas else (match["file"],)
@@ -315,13 +322,13 @@ class _Unpacker:
             )
             return []
         self.opened.append(inner)
+        # a student's own zip is the student's: over a budget, it is skipped for them (and
+        # reported), never an error of the whole export
+        why = self._nested_why(infos)
+        if why:
+            self._skip(plan.order, plan.entry, why)
+            return []
         self.entries += len(infos)
-        if self.entries > self.caps.max_entries:
-            raise LmsError(
-                f"{self.archive}: {plan.entry!r} is a zip of {len(infos):,} entries, which takes "
-                f"the export past max_entries={self.caps.max_entries:,} (a zip bomb?); remove "
-                "that entry from the export, or raise max_entries if it is genuine"
-            )
         found = []
         for j, info in enumerate(infos, start=1):
             order, entry = (plan.order[0], j), f"{plan.entry}::{info.filename}"
@@ -351,6 +358,29 @@ class _Unpacker:
             path = PurePosixPath(*rel)
             plans.append(_Plan(entry, order, plan.student, path, rank, inner, info, nested=True))
         return plans
+
+    def _nested_why(self, infos: list[zipfile.ZipInfo]) -> str:
+        """Why a student's own zip is over a budget ('' when it is not): its entries, or what
+        its headers declare (a header is trusted to refuse, never to admit)."""
+        room = min(MAX_STUDENT_FILES, self.caps.max_entries - self.entries)
+        if len(infos) > room:
+            where = (
+                f"the {MAX_STUDENT_FILES:,} files one student may hand in"
+                if room == MAX_STUDENT_FILES
+                else f"what is left of max_entries={self.caps.max_entries:,} for the export"
+            )
+            return (
+                f"a zip of {len(infos):,} entries, more than {where} (a zip bomb?); skipped: "
+                "ask the student for their activity files, not a folder of everything"
+            )
+        declared = sum(i.file_size for i in infos)
+        if declared > MAX_STUDENT_BYTES:
+            return (
+                f"a zip declaring {declared:,} bytes uncompressed, more than the "
+                f"{MAX_STUDENT_BYTES:,} one student may hand in (a zip bomb?); skipped: ask "
+                "the student for their activity files only"
+            )
+        return ""
 
     def _resolve(self, plans: list[_Plan]) -> list[_Plan]:
         """Keep, for each file of each student, the latest upload; report the others."""
@@ -431,6 +461,12 @@ class _Unpacker:
                 count += len(chunk)
                 why = ""
                 if self.spent + count > caps.max_total_bytes:
+                    if plan.nested:  # the student's zip lied in its headers: theirs to lose
+                        self.spent += count
+                        return (
+                            f"inflates past what its zip's headers declared, taking the export "
+                            f"past max_total_bytes={caps.max_total_bytes:,} (a zip bomb?); skipped"
+                        )
                     raise LmsError(
                         f"{self.archive}: {plan.entry!r} takes the export past "
                         f"max_total_bytes={caps.max_total_bytes:,} uncompressed (a zip bomb?); "
@@ -586,7 +622,8 @@ def _wrapper(names: list[tuple[str, ...]]) -> str:
 
 
 def _is_folder(info: zipfile.ZipInfo) -> bool:
-    return info.is_dir() or stat.S_ISDIR(info.external_attr >> 16)
+    # not info.is_dir(): it raises IndexError on an empty name (zipfile cuts a name at NUL)
+    return info.filename.endswith("/") or stat.S_ISDIR(info.external_attr >> 16)
 
 
 def _is_zip_name(name: str) -> bool:
@@ -627,5 +664,5 @@ def _manifest(
 
 
 def _write_json(target: Path, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    text = dumps(data, indent=2) + "\n"
     write_atomic(target, text, mode=0o644)

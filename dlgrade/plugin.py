@@ -7,9 +7,13 @@ collect no rubric checks (such as dlgrade's own test suite).
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import random
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import traceback
 import zlib
@@ -21,6 +25,7 @@ import pytest
 
 from dlgrade import gpu, gradebook, migration, models, profile, sandbox
 from dlgrade.errors import (
+    EXIT_INTERNAL,
     DataError,
     MachineBusy,
     RubricError,
@@ -28,6 +33,7 @@ from dlgrade.errors import (
     SandboxError,
     SubmissionError,
 )
+from dlgrade.gradebook import HIDDEN_FEEDBACK
 from dlgrade.reports import console, json_report
 from dlgrade.roster import Roster, RosterError, Student
 from dlgrade.rubric import (
@@ -53,6 +59,9 @@ RUBRIC_ERROR_PREFIX = (
     "please report it:\n"
 )
 HARNESS_ERROR_PREFIX = "INTERNAL ERROR in the grading harness (not your code):\n"
+#: what pytest's own reports (terminal, --junit-xml) say of a hidden check that did not pass:
+#: its feedback quotes its inputs, so it goes only into the grade JSON and the records
+HIDDEN_REPORT = HIDDEN_FEEDBACK + " (The instructor finds the details in the grade JSON.)"
 
 
 @dataclass
@@ -84,6 +93,11 @@ class GradingState:
     device: gpu.Device = field(default_factory=lambda: gpu.Device(None, "not decided yet"))
     #: what the worker ran on, kept when a class run closes the student's worker
     device_label: str = ""
+    #: the worker's notes when the first hidden check began: later ones may quote its inputs
+    public_notes: tuple[str, ...] | None = None
+    #: the checks this session grades, in order, and the one running now (its id)
+    items: list[pytest.Item] = field(default_factory=list)
+    running: str | None = None
 
     def ran_on(self) -> str:
         """The device the grade and the record name (:meth:`WorkerSession.device_label`)."""
@@ -97,7 +111,11 @@ class GradingState:
             tier=self.tier,
             seed=self.seed,
             checks=tuple(self.results),
-            notes=tuple(self.session.notes) if self.session is not None else (),
+            notes=self.public_notes
+            if self.public_notes is not None
+            else tuple(self.session.notes)
+            if self.session is not None
+            else (),
             device=self.ran_on(),
         )
 
@@ -204,6 +222,8 @@ def pytest_configure(config: pytest.Config) -> None:
         ),
     )
     roster = config.getoption("class_roster")
+    if submission or roster:  # before pytest captures stderr (which it does for each test)
+        WATCHDOG.report_to(os.dup(2))
     if submission or roster:  # a grading session: which GPUs its workers may use
         try:
             config.stash[STATE].gpus = gpu.choose(gpu.discover(), config.getoption("gpus"))
@@ -291,6 +311,7 @@ def _item_student(item: pytest.Item) -> Student | None:
     return callspec.params.get(STUDENT_PARAM) if callspec is not None else None
 
 
+@pytest.hookimpl(trylast=True)  # the last word on the order (after -p randomly, --ff...)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
@@ -339,6 +360,7 @@ def pytest_collection_modifyitems(
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+    items[:] = public_first(items)
     state.budgets = {
         a: activity_budget(found, state.tier, state.call_timeout) for a, found in limits.items()
     }
@@ -359,6 +381,7 @@ def pytest_collection_modifyitems(
         state.active = True
         return
     if any(SPEC in item.stash for item in items):
+        state.items = [item for item in items if SPEC in item.stash]
         if state.submission_path is None:
             raise pytest.UsageError(
                 "these are dlgrade rubric checks: pass --submission DIR (the student folder)"
@@ -367,7 +390,33 @@ def pytest_collection_modifyitems(
             raise pytest.UsageError(f"--submission {state.submission_path}: no such folder")
         state.active = True
         profile.mark("collection")
+        WATCHDOG.arm(
+            session_bound(state.budgets, len(state.items)),
+            lambda bound: _stalled_session(state, config, bound),
+        )
+        _write_ahead(state, config)
         _start(state, config)
+
+
+def public_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Each student's hidden checks after every public check of theirs, otherwise in order.
+
+    What a hidden check passes in can stay behind in the worker (its memory, HOME, the
+    working folder, /dev/shm); a public check that ran later could print it into the
+    student's feedback. Run last, nothing public comes after them in that worker, and the
+    reports show nothing of a hidden check's own (docs/security.md, "Hidden inputs").
+    """
+    first_seen: dict[str, int] = {}
+    for item in items:
+        student = _item_student(item)
+        first_seen.setdefault(getattr(student, "student", ""), len(first_seen))
+
+    def key(item: pytest.Item) -> tuple[int, bool]:
+        student = getattr(_item_student(item), "student", "")
+        spec = item.stash.get(SPEC, None)
+        return first_seen[student], spec is not None and spec.visibility == "hidden"
+
+    return sorted(items, key=key)
 
 
 def _start(state: GradingState, config: pytest.Config) -> None:
@@ -409,6 +458,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         profile.PROFILE.write()
     if state is not None and state.progress is not None:
         state.progress.close()
+    WATCHDOG.disarm()
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -474,6 +524,7 @@ def pytest_runtest_setup(item: pytest.Item):
     if run is not None:
         run.begin(_item_student(item), item)
     seed = check_seed(state.seed, check_id(item))
+    state.running = check_id(item)
     if profile.PROFILE is not None:
         profile.PROFILE.check = check_id(item)
     random.seed(seed)
@@ -484,6 +535,8 @@ def pytest_runtest_setup(item: pytest.Item):
     except ImportError:  # pragma: no cover - numpy is a dependency
         pass
     models.set_check_seed(seed)
+    if spec.visibility == "hidden" and state.public_notes is None and state.session is not None:
+        state.public_notes = tuple(state.session.notes)
     if state.submission is not None:
         activity = item.stash[ACTIVITY]
         state.submission.begin_check(
@@ -521,9 +574,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             profile.PROFILE.check = None
         state.results.append(result)
         state.by_nodeid[item.nodeid] = result
+        state.running = None
+        if item.config.stash.get(CLASS, None) is None:
+            _write_ahead(state, item.config)
         if not result.passed:
             report.outcome = "failed"
             report.longrepr = f"[{result.outcome}: {result.reason}] {result.feedback}"
+        if spec.visibility == "hidden":  # pytest's terminal and --junit-xml show reports
+            report.sections = []
+            if not result.passed:
+                report.longrepr = f"[{result.outcome}] {HIDDEN_REPORT}"
         run = item.config.stash.get(CLASS, None)
         if run is not None:
             report.user_properties.append(
@@ -575,6 +635,12 @@ def classify(excinfo, spec: CheckSpec) -> tuple[str, str, str]:
     exc = excinfo.value
     fix = f"\nWhat to fix: {getattr(exc, 'fix', None) or spec.feedback}"
     if isinstance(exc, SubmissionError):
+        from dlgrade.rubric import GRADER_FAULTS, TAMPERING
+
+        if not isinstance(exc.reason, str) or exc.reason in GRADER_FAULTS:
+            # A reason that came from the worker's side can never name a grader fault:
+            # only the trusted side decides that a failure is ours.
+            return "crash", TAMPERING, str(exc)[:4000] + fix
         text = str(exc)
         hint = migration.hint(f"{text}\n{exc.student_traceback}")
         if hint:
@@ -629,6 +695,250 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     target = session.config.getoption("grade_json")
     if target:
         json_report.write(state.score(), Path(target))
+
+
+# -- the watchdog --------------------------------------------------------------------------
+
+#: the reason of a check the grader did not finish because the grader itself stalled: the
+#: grader's fault (every limit of the student's code is enforced before the watchdog fires),
+#: graded again by the next run (rubric.REGRADE_REASONS)
+GRADER_STALLED = "grader_stalled"
+STALLED_FEEDBACK = (
+    "INTERNAL ERROR in the grader (not your code): the grader stalled during this check "
+    "and was stopped after {bound:.0f} s, longer than every time limit your code has. The "
+    "next run grades it again; please report it."
+)
+#: a check that had not started when grading stopped (the grade JSON holds it from the
+#: start, so that whatever ends the process leaves a grade that says so)
+NOT_STARTED_FEEDBACK = (
+    "INTERNAL ERROR in the grader (not your code): grading stopped before this check ran "
+    "(the grader stalled, or was stopped). The next run grades it again; please report it."
+)
+#: what the watchdog says where the grader's stderr goes
+STALLED_MESSAGE = (
+    "dlgrade: the grader stalled: {submission} was still being graded {bound:.0f} s after it "
+    "began, beyond every limit of its session; {count} unfinished check(s) are recorded as "
+    f"{GRADER_STALLED} and the grading process stops (a grader bug: please report it)"
+)
+#: a session's time outside its activities' budgets: the worker and TensorFlow starting
+#: (a restart included), the rubric's own Keras, writing the results
+STARTUP_ALLOWANCE_S = 600.0
+#: per check: the rubric's own work (loading models, training a trusted copy, synthetic
+#: data), a worker restart, calls past a spent budget (each still gets its floor)
+CHECK_ALLOWANCE_S = 120.0
+#: the bound in seconds, overriding the one derived from the budgets (tests; slow machines)
+WATCHDOG_ENV = "DLGRADE_WATCHDOG_SECONDS"
+#: how long the watchdog's own recording may take before the process ends regardless
+#: (half the bound when that is shorter)
+WATCHDOG_GRACE_S = 30.0
+#: the reaper: a small process of its own that SIGKILLs the grading process (through a
+#: pidfd: no pid reuse) when told a deadline that then passes; EOF on stdin (the grading
+#: process ended) ends it. It can act where nothing inside the grading process can: a
+#: process stopped (SIGSTOP), or one whose main thread holds the GIL in C code
+REAPER_SOURCE = """
+import os, select, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+grader = os.pidfd_open(int(sys.argv[1]))
+deadline, pending = None, b""
+while True:
+    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if not select.select([0], [], [], wait)[0]:
+        signal.pidfd_send_signal(grader, signal.SIGKILL)
+        break
+    chunk = os.read(0, 4096)
+    if not chunk:
+        break
+    *lines, pending = (pending + chunk).split(b"\\n")
+    for line in lines:
+        seconds = float(line)
+        deadline = time.monotonic() + seconds if seconds > 0 else None
+"""
+
+
+def session_bound(budgets: dict[str, float], checks: int) -> float:
+    """Seconds one student's session may take in all before the watchdog ends it.
+
+    Twice the activities' budgets (the student's time; the rubric's own work in a check is
+    outside it) plus the start-up and per-check allowances: far beyond what a session whose
+    limits hold can use, so that only a grader that is itself blocked reaches it.
+    """
+    override = os.environ.get(WATCHDOG_ENV, "")
+    try:
+        if float(override) > 0:
+            return float(override)
+    except ValueError:
+        pass
+    return STARTUP_ALLOWANCE_S + 2 * sum(budgets.values()) + CHECK_ALLOWANCE_S * checks
+
+
+class Watchdog:
+    """Ends the grading process when one student's session outlives :func:`session_bound`.
+
+    Each call to the worker has a timeout and each activity a budget, all enforced by the
+    trusted side; what none of them bounds is the trusted side itself blocking (a read that
+    never returns, a deadlock). When the deadline passes, a thread records the session's
+    unfinished checks as :data:`GRADER_STALLED` (the grade JSON, or the student's record)
+    and exits the process; in a class run pytest-xdist replaces the process and the run
+    goes on (docs/gradebook.md, ``students/<id>.json``). A main thread that holds the GIL
+    would keep that thread from running: ``faulthandler``, which needs no GIL, dumps every
+    thread's stack and exits a grace later (:data:`WATCHDOG_GRACE_S`); and a process that
+    runs nothing at all (stopped) is SIGKILLed by the reaper (:data:`REAPER_SOURCE`) a grace
+    after that. Either way the grade JSON, written ahead after every check, or the record,
+    written after every check, already names what did not finish.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._deadline: float | None = None
+        self._bound = 0.0
+        self._on_fire = None
+        self._thread: threading.Thread | None = None
+        self._report: int | None = None
+        self._report_file = None
+        self._reaper = None
+
+    def report_to(self, fd: int) -> None:
+        """Where the watchdog writes (a duplicate of stderr, taken before pytest captures)."""
+        with self._lock:
+            if self._report is not None:
+                os.close(fd)
+                return
+            self._report = fd
+            self._report_file = os.fdopen(fd, "w", closefd=False)
+
+    def arm(self, bound: float, on_fire) -> None:
+        """Fire ``on_fire(bound)`` ``bound`` seconds from now, unless disarmed or re-armed."""
+        with self._lock:
+            self._deadline = time.monotonic() + bound
+            self._bound, self._on_fire = bound, on_fire
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="dlgrade-watchdog", daemon=True
+                )
+                self._thread.start()
+        grace = min(WATCHDOG_GRACE_S, bound / 2)
+        faulthandler.dump_traceback_later(
+            bound + grace, exit=True, file=self._report_file or sys.stderr
+        )
+        self._tell_reaper(bound + 2 * grace)
+        self._wake.set()
+
+    def disarm(self) -> None:
+        with self._lock:
+            armed, self._deadline, self._on_fire = self._deadline is not None, None, None
+        if armed:
+            faulthandler.cancel_dump_traceback_later()
+            self._tell_reaper(0)
+        self._wake.set()
+
+    def _tell_reaper(self, seconds: float) -> None:
+        """Arm (``seconds`` > 0) or disarm the reaper, starting it the first time."""
+        try:
+            if self._reaper is None or self._reaper.poll() is not None:
+                if seconds <= 0:
+                    return
+                self._reaper = subprocess.Popen(
+                    [sys.executable, "-I", "-c", REAPER_SOURCE, str(os.getpid())],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                )
+            self._reaper.stdin.write(f"{seconds}\n".encode())
+            self._reaper.stdin.flush()
+        except OSError as exc:  # the thread and faulthandler still bound the session
+            self.say(f"dlgrade: the watchdog's reaper is not running: {exc}")
+
+    def say(self, text: str) -> None:
+        try:
+            os.write(self._report if self._report is not None else 2, (text + "\n").encode())
+        except OSError:
+            pass
+
+    def _watch(self) -> None:
+        while True:
+            with self._lock:
+                deadline = self._deadline
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if self._wake.wait(wait):
+                self._wake.clear()
+                continue
+            with self._lock:
+                if self._deadline is None or time.monotonic() < self._deadline:
+                    continue
+                bound, on_fire = self._bound, self._on_fire
+            try:
+                on_fire(bound)
+            except BaseException as exc:  # noqa: BLE001 - the process ends either way
+                self.say(f"dlgrade: the watchdog could not record everything: {exc!r}")
+            finally:
+                os._exit(EXIT_INTERNAL)
+
+
+WATCHDOG = Watchdog()
+
+
+def _unfinished(state: GradingState, items: list[pytest.Item], bound: float | None):
+    """A result for each of ``items`` the session has none for: the running check stalled
+    (``bound``: the watchdog fired; None: written ahead), the rest did not start."""
+    done = {r.id for r in list(state.results)}
+    found = []
+    for item in items:
+        identifier = check_id(item)
+        if identifier in done:
+            continue
+        spec = item.stash[SPEC]
+        stalled = bound is not None and identifier == state.running
+        found.append(
+            CheckResult(
+                id=identifier,
+                activity=item.stash[ACTIVITY],
+                title=_title(item),
+                tier=spec.tier,
+                visibility=spec.visibility,
+                points=0.0,
+                max_points=spec.points,
+                outcome="error",
+                reason=GRADER_STALLED,
+                feedback=STALLED_FEEDBACK.format(bound=bound) if stalled else NOT_STARTED_FEEDBACK,
+                duration_s=0.0,
+                stdout="",
+                seed=check_seed(state.seed, identifier),
+            )
+        )
+    return found
+
+
+def _score_with(state: GradingState, results: list[CheckResult]) -> Score:
+    return Score(
+        submission=str(state.submission_path or ""),
+        tier=state.tier,
+        seed=state.seed,
+        checks=tuple(results),
+        notes=state.public_notes or (),
+        device=state.device_label or state.device.label(),
+    )
+
+
+def _write_ahead(state: GradingState, config: pytest.Config) -> None:
+    """The grade JSON as it stands, every check not finished yet recorded as not started:
+    whatever ends this process from here on, a grade is on disk and says what is missing."""
+    target = config.getoption("grade_json")
+    if target:
+        ahead = [*state.results, *_unfinished(state, state.items, None)]
+        json_report.write(_score_with(state, ahead), Path(target))
+
+
+def _stalled_session(state: GradingState, config: pytest.Config, bound: float) -> None:
+    """The watchdog fired in ``dlgrade check``: the grade JSON, then stop the worker."""
+    unfinished = _unfinished(state, state.items, bound)
+    target = config.getoption("grade_json")
+    if target:
+        json_report.write(_score_with(state, [*state.results, *unfinished]), Path(target))
+    WATCHDOG.say(
+        STALLED_MESSAGE.format(submission=state.submission_path, bound=bound, count=len(unfinished))
+    )
+    if state.session is not None:
+        state.session.close()
 
 
 # -- class runs (`dlgrade grade`) ----------------------------------------------------------
@@ -694,17 +1004,27 @@ class ClassRun:
 
             def _reschedule(self, node) -> None:
                 """With look-ahead, keep two students queued on each worker (LoadScope waits
-                until only two checks are left), so the next student's worker starts early."""
-                if not look_ahead():
-                    return super()._reschedule(node)
+                until only two checks are left), so the next student's worker starts early.
+
+                And never leave a node holding one pending check and no word of more: an
+                xdist worker runs a check only once it knows the next one or is told to shut
+                down. LoadScope assigns a replacement node one unit, once; when that is the
+                one check left of a student whose grading process died, the run waited for
+                ever (tests/test_watchdog.py, a stalled student with two checks).
+                """
                 if node.shutting_down:
                     return
+                units = 2 if look_ahead() else 1
+
+                def short() -> bool:
+                    work = self.assigned_work[node]
+                    pending = [u for u in work.values() if not all(u.values())]
+                    return len(pending) < units or self._pending_of(work) < 2
+
+                while self.workqueue and short():
+                    self._assign_work_unit(node)
                 if not self.workqueue:
                     node.shutdown()
-                    return
-                pending = [u for u in self.assigned_work[node].values() if not all(u.values())]
-                if len(pending) < 2:
-                    self._assign_work_unit(node)
 
             def remove_node(self, node):
                 """As LoadScopeScheduling's, except that the check during which a grading
@@ -736,10 +1056,12 @@ class ClassRun:
     def expect(self, items: list[pytest.Item]) -> None:
         """How many checks each student has (every worker collects the whole run)."""
         self.expected = {}
+        self.items_of: dict[str, list[pytest.Item]] = {}
         for item in items:
             student = _item_student(item)
             if student is not None:
                 self.expected[student.student] = self.expected.get(student.student, 0) + 1
+                self.items_of.setdefault(student.student, []).append(item)
 
     def state(self, student: Student) -> GradingState:
         state = self.states.get(student.student)
@@ -777,7 +1099,8 @@ class ClassRun:
             return []
         if record.key != student.key or record.note != IN_PROGRESS_NOTE.format(run=self.roster.run):
             return []
-        return list(record.checks)
+        # checks the watchdog found not started are graded now, by this process
+        return [c for c in record.checks if c.feedback != NOT_STARTED_FEEDBACK]
 
     def begin(self, student: Student, item: pytest.Item) -> None:
         """Before each check: start the student's worker if it is their first (TensorFlow
@@ -787,6 +1110,10 @@ class ClassRun:
         upcoming = self._upcoming(item, student) if self.look_ahead else None
         if student.student not in self.started:
             self.started[student.student] = (time.monotonic(), _now())
+            WATCHDOG.arm(
+                session_bound(state.budgets, self.expected.get(student.student, 0)),
+                lambda bound: self._stalled(student, bound),
+            )
             for other, open_state in self.states.items():  # this and the next student only
                 if other not in (student.student, upcoming) and open_state.session is not None:
                     self._close(open_state)
@@ -857,6 +1184,7 @@ class ClassRun:
         state.results = [r for r in state.results if r.id != result.id] + [result]
         done = len(state.results) >= self.expected.get(student.student, 0)
         if done:
+            WATCHDOG.disarm()
             self.finished.add(student.student)
             self._close(state)
         record = self._write(student, state, gradebook.GRADED if done else None)
@@ -870,6 +1198,7 @@ class ClassRun:
 
     def finish(self) -> None:
         """At the end of the session: whoever started and did not finish is INCOMPLETE."""
+        WATCHDOG.disarm()
         for name, state in self.states.items():
             if state.session is not None:
                 self._close(state)
@@ -883,6 +1212,24 @@ class ClassRun:
                     "to grade this student again"
                 )
                 self._write(student, state, gradebook.INCOMPLETE, note)
+
+    def _stalled(self, student: Student, bound: float) -> None:
+        """The watchdog fired during ``student``'s checks: their record holds every check,
+        the running one as stalled, and stays resumable, so that the process pytest-xdist
+        starts in this one's place grades the checks that did not start (settle gives the
+        student a record if none does). Then the workers go; the process exits."""
+        if student.student in self.finished:  # disarmed a moment too late
+            return
+        state = self.state(student)
+        unfinished = _unfinished(state, self.items_of.get(student.student, []), bound)
+        state.results = [*state.results, *unfinished]
+        self._write(student, state, None)
+        WATCHDOG.say(
+            STALLED_MESSAGE.format(submission=student.student, bound=bound, count=len(unfinished))
+        )
+        for open_state in list(self.states.values()):
+            if open_state.session is not None:
+                open_state.session.close()
 
     def _close(self, state: GradingState) -> None:
         if state.session is not None:

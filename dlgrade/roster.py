@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ import dlgrade
 from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
 from dlgrade.files import submission_files
-from dlgrade.gradebook import INCOMPLETE, StudentRecord, safe_id
+from dlgrade.gradebook import INCOMPLETE, StudentRecord, unique_ids
 from dlgrade.notebook import SUFFIXES, module_path
+from dlgrade.text import shown_name
 
 
 class RosterError(DlgradeError):
@@ -86,7 +88,9 @@ class Roster:
         )
 
     def write(self, path: Path) -> None:
-        write_atomic(path, json.dumps(self.to_dict(), indent=1))
+        # ASCII JSON: a folder name that is not UTF-8 round-trips as \udcXX escapes, which
+        # only dlgrade's own processes read (every report shows it escaped instead)
+        write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
 
     @classmethod
     def read(cls, path: Path) -> Roster:
@@ -99,8 +103,9 @@ class Roster:
             ) from exc
 
 
-def find_students(root: Path) -> list[tuple[str, Path]]:
-    """(student id, folder) for each sub-folder of ``root``, sorted; ids unique and file-safe."""
+def find_students(root: Path) -> list[tuple[str, Path, str]]:
+    """(student id, folder, display name) for each sub-folder of ``root``, sorted by the
+    name; ids unique and file-safe (:func:`_with_names`)."""
     root = Path(root)
     if not root.is_dir():
         raise RosterError(f"{root}: no such folder; pass the folder holding one folder per student")
@@ -118,22 +123,26 @@ def find_students(root: Path) -> list[tuple[str, Path]]:
             else "put each student's files in a folder of their own"
         )
         raise RosterError(f"{root} holds no student folders; {hint}")
-    seen: dict[str, Path] = {}
-    found = []
-    for folder in folders:
-        student = safe_id(folder.name)
-        if student in seen:  # two names that clean to the same id: keep both, distinctly
-            student = f"{student}-{hashlib.sha256(folder.name.encode()).hexdigest()[:6]}"
-        seen[student] = folder
-        found.append((student, folder.resolve()))
-    return found
+    return _with_names(folders)
+
+
+def _with_names(folders: list[Path]) -> list[tuple[str, Path, str]]:
+    """(student id, folder, display name) for each folder: ids by
+    :func:`~dlgrade.gradebook.unique_ids`; the display name is the folder's own name,
+    escaped (:func:`~dlgrade.text.shown_name`), where the id had to change it, else ""."""
+    ids = unique_ids([folder.name for folder in folders])
+    return [
+        (student, folder.resolve(), "" if student == folder.name else shown_name(folder.name))
+        for student, folder in zip(ids, folders, strict=True)
+    ]
 
 
 def files_digest(folder: Path) -> str:
     """sha256 over every file's relative path and bytes: changes when any file does."""
     digest = hashlib.sha256()
     for path in submission_files(folder):
-        relative = path.relative_to(folder).as_posix().encode()
+        # os.fsencode: a name that is not UTF-8 hashes as its bytes (str.encode would raise)
+        relative = os.fsencode(path.relative_to(folder).as_posix())
         digest.update(len(relative).to_bytes(4, "big") + relative)
         with open(path, "rb") as fh:
             file_digest = hashlib.file_digest(fh, "sha256")
@@ -145,7 +154,7 @@ def rubric_version(rubric_files: list[Path]) -> str:
     """The rubric's identity: the dlgrade version and the bytes of every rubric file used."""
     digest = hashlib.sha256(f"dlgrade {dlgrade.__version__}".encode())
     for path in sorted(rubric_files, key=lambda p: p.name):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(os.fsencode(path.name) + b"\0" + path.read_bytes() + b"\0")
     return f"{dlgrade.__version__}+{digest.hexdigest()[:12]}"
 
 

@@ -36,7 +36,9 @@ from pathlib import Path
 
 from dlgrade.atomic import write_atomic
 from dlgrade.errors import UsageError
+from dlgrade.reports.gradebook_csv import safe_cell
 from dlgrade.rubric import ACTIVITIES
+from dlgrade.text import printable
 
 #: tokens a match must span to count (copydetect's noise threshold)
 NOISE_TOKENS = 25
@@ -50,6 +52,10 @@ DEFAULT_LEAK_THRESHOLD = 0.6
 DEFAULT_COMMON_FRACTION = 0.25
 #: ... and in at least this many of them (a pair plus one: a copy is never "common")
 COMMON_MINIMUM = 3
+
+#: the largest .py file compared: a real activity is a few KiB, and winnowing a huge one
+#: would hold the whole report up
+MAX_SOURCE_BYTES = 2 << 20
 
 #: pairs shown side by side in the HTML page (all of them are in the CSV)
 MAX_HTML_PAIRS = 200
@@ -216,6 +222,7 @@ def source_of(folder: Path, module: str) -> tuple[str | None, str]:
     """(the code of ``module`` in a submission folder, why it was skipped); a notebook's code
     cells count, joined."""
     from dlgrade import notebook
+    from dlgrade.safeio import UnsafeEntry, read_file
 
     if notebook.ambiguity(folder, module):
         return None, f"both {module}.py and {module}.ipynb: neither compared"
@@ -225,13 +232,13 @@ def source_of(folder: Path, module: str) -> tuple[str | None, str]:
     try:
         if path.suffix == ".ipynb":
             return "\n\n".join(c.source for c in notebook.read_cells(path)), ""
-        raw = path.read_bytes()
+        raw = read_file(path.parent, path.name, MAX_SOURCE_BYTES)  # no link, no FIFO
         if b"\0" in raw[:8192]:
             return None, f"{path.name} is binary, not code: not compared"
         return raw.decode("utf-8"), ""
     except UnicodeDecodeError:
         return None, f"{path.name} is not UTF-8 text: not compared"
-    except notebook.NotebookError as exc:
+    except (notebook.NotebookError, UnsafeEntry) as exc:
         return None, f"{path.name} could not be read ({str(exc).split(';')[0]}): not compared"
     except OSError as exc:
         return None, f"{path.name} could not be read ({exc.strerror}): not compared"
@@ -331,9 +338,22 @@ def render_csv(report: Report) -> str:
     writer.writerow(CSV_COLUMNS)
     for p in report.pairs:
         writer.writerow(
-            [p.activity, p.a, p.b, f"{p.a_to_b:.3f}", f"{p.b_to_a:.3f}", p.tokens, p.flag]
+            [
+                p.activity,
+                safe_cell(p.a),
+                safe_cell(p.b),
+                f"{p.a_to_b:.3f}",
+                f"{p.b_to_a:.3f}",
+                p.tokens,
+                p.flag,
+            ]
         )
     return buffer.getvalue()
+
+
+def _esc(text: str) -> str:
+    """A student's code or id for the page: escaped, control characters removed."""
+    return html.escape(printable(text))
 
 
 def _highlighted(text: str, slices) -> str:
@@ -342,10 +362,10 @@ def _highlighted(text: str, slices) -> str:
         start, end = max(start, last), min(end, len(text))
         if start >= end:
             continue
-        out.append(html.escape(text[last:start]))
-        out.append(f"<mark>{html.escape(text[start:end])}</mark>")
+        out.append(_esc(text[last:start]))
+        out.append(f"<mark>{_esc(text[start:end])}</mark>")
         last = end
-    out.append(html.escape(text[last:]))
+    out.append(_esc(text[last:]))
     return "".join(out)
 
 
@@ -356,14 +376,14 @@ def render_html(report: Report) -> str:
         left = _highlighted(report.texts.get((p.activity, p.a), ""), p.slices_a)
         right = _highlighted(report.texts.get((p.activity, p.b), ""), p.slices_b)
         rows.append(
-            f'<section id="pair-{n}"><h2>{n}. Activity {html.escape(p.activity)} · '
-            f"{html.escape(p.a)} ↔ {html.escape(p.b)} <small>({html.escape(p.flag)}: "
-            f"{p.a_to_b:.0%} of {html.escape(p.a)} is in {html.escape(p.b)}, {p.b_to_a:.0%} the "
+            f'<section id="pair-{n}"><h2>{n}. Activity {_esc(p.activity)} · '
+            f"{_esc(p.a)} ↔ {_esc(p.b)} <small>({_esc(p.flag)}: "
+            f"{p.a_to_b:.0%} of {_esc(p.a)} is in {_esc(p.b)}, {p.b_to_a:.0%} the "
             f"other way; {p.tokens} tokens)</small></h2>"
-            f'<div class="side"><pre><b>{html.escape(p.a)}</b>\n{left}</pre>'
-            f"<pre><b>{html.escape(p.b)}</b>\n{right}</pre></div></section>"
+            f'<div class="side"><pre><b>{_esc(p.a)}</b>\n{left}</pre>'
+            f"<pre><b>{_esc(p.b)}</b>\n{right}</pre></div></section>"
         )
-    skipped = "".join(f"<li>{html.escape(s)}</li>" for s in report.skipped)
+    skipped = "".join(f"<li>{_esc(s)}</li>" for s in report.skipped)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>dlgrade similarity</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}pre{background:#f6f6f6;padding:.6em;"

@@ -392,11 +392,18 @@ def test_a_damaged_zip_from_a_student_is_reported_and_the_others_are_graded(
     assert "cannot be opened as one" in reasons(imported)["a_1_1_work.zip"]
 
 
-def test_a_students_zip_counts_toward_max_entries(archive: Path, dest: Path) -> None:
+def test_a_students_zip_counts_toward_max_entries_and_over_it_is_skipped_for_them(
+    archive: Path, dest: Path
+) -> None:
+    """A student's own zip is theirs: over the export's budget it is skipped and reported
+    for that student; the others are imported (it used to fail the whole export)."""
     their_zip = zip_bytes([(f"f{i}.py", "x") for i in range(20)])
-    make_zip(archive, [("a_1_1_work.zip", their_zip)])
-    with pytest.raises(LmsError, match=r"'a_1_1_work.zip' is a zip of 20 entries"):
-        unpack(archive, dest, max_entries=10)
+    make_zip(archive, [("a_1_1_work.zip", their_zip), ("b_2_2_activity_1_01.py", "x = 1")])
+    imported = unpack(archive, dest, max_entries=10)
+    assert [s.student for s in imported.students] == ["1", "2"]
+    assert "a zip of 20 entries, more than what is left of max_entries=10" in reasons(imported)[
+        "a_1_1_work.zip"
+    ]
 
 
 def test_a_file_that_is_also_a_folder_keeps_the_latest_upload(archive: Path, dest: Path) -> None:

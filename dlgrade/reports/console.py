@@ -8,13 +8,16 @@ import time
 from pathlib import Path
 
 from dlgrade.rubric import ACTIVITIES, CheckResult, Score
+from dlgrade.text import printable, shown_name
 
 PASS_MARK = "✓"
 FAIL_MARK = "✗"
+#: a hidden check that did not pass, on the terminal (its details: the grade JSON, records)
+HIDDEN_DETAILS = "hidden check: its inputs, feedback and output are not shown (see the grade JSON)"
 
 
 def header(submission: Path, tier: str, seed: int) -> str:
-    return f"dlgrade · submission {submission} · tier {tier} · seed {seed}"
+    return f"dlgrade · submission {shown_name(str(submission))} · tier {tier} · seed {seed}"
 
 
 def _points(value: float) -> str:
@@ -32,11 +35,16 @@ def check_lines(result: CheckResult) -> list[str]:
     hidden = " (hidden)" if result.visibility == "hidden" else ""
     points = f"{_points(result.points)}/{_points(result.max_points)}"
     lines = [f"  {mark} {result.title}{hidden}  {points}{status}  ({result.duration_s:.1f} s)"]
-    if not result.passed:
-        lines += ["      " + line for line in result.feedback.splitlines()]
-        if result.stdout.strip():
+    if not result.passed and result.visibility == "hidden":
+        lines.append("      " + HIDDEN_DETAILS)  # its feedback and output can quote its inputs
+    elif not result.passed:
+        # feedback quotes the student's exceptions and stdout is theirs: a terminal must not
+        # obey what they hold (clear the screen, overwrite a line, write the clipboard)
+        lines += ["      " + line for line in printable(result.feedback).splitlines()]
+        stdout = printable(result.stdout).strip()
+        if stdout:
             lines.append("      Your code printed:")
-            lines += ["        " + line for line in result.stdout.strip().splitlines()[:20]]
+            lines += ["        " + line for line in stdout.splitlines()[:20]]
     return lines
 
 
@@ -59,7 +67,7 @@ def summary(terminalreporter, score: Score, *, live: bool) -> None:
     write("")
     write(f"Total: {_points(score.score)}/{_points(score.max_score)} ({score.percent:.1f}%)")
     for note in score.notes:
-        write(f"note: {note}", yellow=True)
+        write(f"note: {printable(note)}", yellow=True)
     busy = [r for r in score.checks if r.reason == "machine_busy"]
     if busy:
         write(

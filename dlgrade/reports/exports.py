@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlgrade.atomic import write_atomic
-from dlgrade.gradebook import Gradebook, safe_id
+from dlgrade.gradebook import Gradebook
 from dlgrade.reports import (
     canvas,
     feedback,
@@ -43,7 +43,7 @@ def render_all(book: Gradebook, similarity: tuple[int, int] | None = None) -> di
     for name, text in gradescope.render(book).items():
         files[f"{GRADESCOPE_DIR}/{name}"] = text
     for record in book.records:
-        stem = f"{FEEDBACK_DIR}/{safe_id(record.student)}"
+        stem = f"{FEEDBACK_DIR}/{book.stems[record.student]}"
         files[f"{stem}.md"] = feedback.render_markdown(record)
         files[f"{stem}.html"] = feedback.render_html(record)
     # last: a reader who sees a new summary finds the pages it links to

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dlgrade.gradebook import HIDDEN_FEEDBACK, INCOMPLETE, StudentRecord
 from dlgrade.reports.gradebook_csv import format_percent, format_points
 from dlgrade.rubric import ACTIVITIES, CheckResult
+from dlgrade.text import printable
 
 PASS_MARK = "✓"
 FAIL_MARK = "✗"
@@ -101,11 +102,12 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#&!])")
 
 def md_text(text: str) -> str:
     """Inline Markdown that renders as the literal text (no markup, no raw HTML)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(printable(text).split()))
 
 
 def md_block(text: str, info: str = "text") -> str:
     """A fenced code block that no content can close early."""
+    text = printable(text)
     runs = [len(m) for m in re.findall(r"`{3,}", text)]
     fence = "`" * max(3, max(runs, default=0) + 1)
     return f"{fence}{info}\n{text.rstrip()}\n{fence}"
@@ -175,7 +177,8 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; paddin
 
 
 def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
+    """Escaped for HTML, control characters (a student's names and messages) removed."""
+    return html.escape(printable(text), quote=True)
 
 
 def render_html(record: StudentRecord) -> str:

@@ -11,6 +11,7 @@ import csv
 import io
 
 from dlgrade.gradebook import Gradebook
+from dlgrade.text import printable
 
 FIXED_COLUMNS = ("student", "name", "lms_id", "status")
 TOTAL_COLUMNS = ("total", "max_total", "percent", "reason")
@@ -20,7 +21,9 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(text: str) -> str:
-    """Text from a student, made inert for a spreadsheet: a formula trigger gets a leading '."""
+    """Text from a student, made inert for a spreadsheet: one line, control characters
+    removed, and a formula trigger at its start gets a leading '."""
+    text = " ".join(printable(text).splitlines())
     return f"'{text}" if text.startswith(FORMULA_TRIGGERS) else text
 
 

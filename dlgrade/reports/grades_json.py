@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from dlgrade.gradebook import Gradebook
+from dlgrade.text import dumps
 
 
 def shared(book: Gradebook, attribute: str) -> str:
@@ -22,4 +21,4 @@ def document(book: Gradebook) -> dict:
 
 
 def render(book: Gradebook) -> str:
-    return json.dumps(document(book), indent=2, ensure_ascii=False) + "\n"
+    return dumps(document(book), indent=2) + "\n"

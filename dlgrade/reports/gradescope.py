@@ -10,12 +10,12 @@ what :func:`dlgrade.reports.feedback.student_view` allows; hidden checks are sho
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from dlgrade.gradebook import INCOMPLETE, Gradebook, StudentRecord, safe_id
+from dlgrade.gradebook import INCOMPLETE, Gradebook, StudentRecord
 from dlgrade.reports.feedback import INCOMPLETE_TEXT, PASSED_TEXT, student_view
 from dlgrade.reports.gradebook_csv import format_percent, format_points
+from dlgrade.text import dumps, printable
 
 #: how much of what a student's code printed goes into one test's output (characters)
 STDOUT_CAP = 4000
@@ -47,7 +47,7 @@ def test_entry(check: dict[str, Any]) -> dict[str, Any]:
         "score": _number(view.points),
         "max_score": _number(view.max_points),
         "status": "passed" if view.passed else "failed",
-        "output": output,
+        "output": printable(output),
         "visibility": "after_published" if view.hidden else "visible",
     }
 
@@ -61,7 +61,7 @@ def results(record: StudentRecord) -> dict[str, Any]:
         output = f"{INCOMPLETE_TEXT}\n{record.note or 'no details'}\n\n{output}"
     return {
         "score": _number(record.score),
-        "output": output,
+        "output": printable(output),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [test_entry(check) for check in record.checks],
@@ -71,9 +71,6 @@ def results(record: StudentRecord) -> dict[str, Any]:
 def render(book: Gradebook) -> dict[str, str]:
     """``<student>/results.json`` → its text, for every student."""
     return {
-        f"{safe_id(record.student)}/results.json": json.dumps(
-            results(record), indent=2, ensure_ascii=False
-        )
-        + "\n"
+        f"{book.stems[record.student]}/results.json": dumps(results(record), indent=2) + "\n"
         for record in book.records
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dlgrade.atomic import write_atomic
 from dlgrade.rubric import Score
+from dlgrade.text import dumps
 
 
 def schema() -> dict:
@@ -18,4 +19,4 @@ def schema() -> dict:
 
 def write(score: Score, target: Path) -> None:
     """Write atomically: a reader never sees half a grade."""
-    write_atomic(Path(target), json.dumps(score.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    write_atomic(Path(target), dumps(score.to_dict(), indent=2) + "\n")

@@ -1,8 +1,10 @@
 """``junit.xml``: the class as JUnit XML, one ``<testsuite>`` per student, for CI dashboards.
 
-Instructor-facing: failures carry the full feedback (hidden checks included) and each
-check's output goes to ``<system-out>``. ``<error>`` marks a run that did not end normally
-(``error``, ``timeout``, ``crash``) or a grader error; ``<failure>`` a wrong answer.
+Failures carry the feedback and each public check's output goes to ``<system-out>``; a
+hidden check shows only :data:`~dlgrade.gradebook.HIDDEN_FEEDBACK` (CI dashboards are
+often read by students; the full feedback stays in ``grades.json``). ``<error>`` marks a
+run that did not end normally (``error``, ``timeout``, ``crash``) or a grader error;
+``<failure>`` a wrong answer.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from dlgrade.gradebook import Gradebook, StudentRecord
+from dlgrade.gradebook import HIDDEN_FEEDBACK, Gradebook, StudentRecord
 from dlgrade.rubric import ABNORMAL_OUTCOMES
+from dlgrade.text import printable
 
 #: JUnit's "error" (not "failure"): the student's code raised, or the run ended abnormally
 ERROR_OUTCOMES = ("error", *ABNORMAL_OUTCOMES)
@@ -22,7 +25,8 @@ _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def xml_text(text: str) -> str:
-    return _ILLEGAL_XML.sub("", str(text))
+    """Text XML 1.0 can hold, without the control characters a viewer might obey."""
+    return _ILLEGAL_XML.sub("", printable(text))
 
 
 def kind(check: dict[str, Any]) -> str:
@@ -47,7 +51,8 @@ def _suite(record: StudentRecord) -> ET.Element:
         },
     )
     properties = ET.SubElement(suite, "properties")
-    for name in ("status", "tier", "rubric_version", "seed", "note"):
+    # no seed: the hidden checks' seeds derive from it (it stays in grades.json)
+    for name in ("status", "tier", "rubric_version", "note"):
         value = getattr(record, name)
         if value != "":
             ET.SubElement(properties, "property", name=name, value=xml_text(str(value)))
@@ -64,8 +69,9 @@ def _suite(record: StudentRecord) -> ET.Element:
         if result != "passed":
             message = f"{check.outcome}: {check.reason}" if check.reason else check.outcome
             element = ET.SubElement(case, result, message=xml_text(message), type=check.outcome)
-            element.text = xml_text(check.feedback)
-        if check.stdout:
+            hidden = check.visibility == "hidden"
+            element.text = xml_text(HIDDEN_FEEDBACK if hidden else check.feedback)
+        if check.stdout and check.visibility != "hidden":
             ET.SubElement(case, "system-out").text = xml_text(check.stdout)
     return suite
 

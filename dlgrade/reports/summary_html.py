@@ -14,7 +14,8 @@ import statistics
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from dlgrade.gradebook import GRADED, INCOMPLETE, Gradebook, StudentRecord, safe_id
+from dlgrade.gradebook import GRADED, INCOMPLETE, Gradebook, StudentRecord
+from dlgrade.text import printable
 from dlgrade.reports.feedback import activity_title
 from dlgrade.reports.gradebook_csv import format_percent, format_points
 from dlgrade.reports.grades_json import shared
@@ -66,15 +67,16 @@ footer { color: #57606a; font-size: .8rem; margin-top: 2rem; }
 
 
 def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """Escaped for HTML, control characters (a student's names and messages) removed."""
+    return html.escape(printable(text), quote=True)
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _feedback_link(record: StudentRecord) -> str:
-    href = f"feedback/{quote(safe_id(record.student))}.html"
+def _feedback_link(book: Gradebook, record: StudentRecord) -> str:
+    href = f"feedback/{quote(book.stems[record.student])}.html"
     return f'<a href="{_esc(href)}">{_esc(record.student)}</a>'
 
 
@@ -298,7 +300,7 @@ def _slowest(book: Gradebook) -> str:
     for rank, record in enumerate(slowest, 1):
         bar = 300 * record.wall_s / peak
         rows.append(
-            f'<tr><td class="num">{rank}</td><td>{_feedback_link(record)}</td>'
+            f'<tr><td class="num">{rank}</td><td>{_feedback_link(book, record)}</td>'
             f'<td class="num">{record.wall_s:.1f} s</td><td>{_esc(record.status)}</td>'
             f'<td><svg width="300" height="14" '
             f'viewBox="0 0 300 14"><title>{record.wall_s:.1f} s</title>'
@@ -335,7 +337,7 @@ def _abnormal(book: Gradebook) -> str:
         if not items:
             continue
         rows.append(
-            f"<tr><td>{_feedback_link(record)}</td><td>{_esc(record.status)}</td>"
+            f"<tr><td>{_feedback_link(book, record)}</td><td>{_esc(record.status)}</td>"
             f'<td class="num">{format_points(record.score)}/{format_points(record.max_score)}'
             f"</td><td><ul>{''.join(f'<li>{item}</li>' for item in items)}</ul></td></tr>"
         )
