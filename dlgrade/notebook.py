@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import math
 import re
 import sys
 import time
@@ -34,6 +35,16 @@ CELL_MARK = "#cell"
 PROGRESS_FILE = "notebook-progress.json"
 #: a notebook whose import takes longer than this gets a note naming its slowest cells
 SLOW_IMPORT_SECONDS = 10.0
+#: budgets for reading a notebook: a real one is far inside them (an activity's notebook with
+#: its outputs is well under 1 MiB, a dozen levels deep, a few hundred cells)
+MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_NOTEBOOK_DEPTH = 100
+MAX_NOTEBOOK_CELLS = 10_000
+#: the fix for a notebook over a budget
+CLEAR_OUTPUTS_HINT = (
+    "clear its outputs (Kernel → Restart Kernel and Clear Outputs) and save it, or hand in "
+    "the activity as a .py file"
+)
 GUARD_HINT = (
     'put try-it code (training runs, plots, prints) in a cell under `if __name__ == "__main__":`'
     " — it still runs in Jupyter, and not when graded"
@@ -90,21 +101,43 @@ def runnable(source: str) -> tuple[str, tuple[str, ...]]:
 
 def read_cells(path: Path) -> list[Cell]:
     """The code cells of the notebook at ``path``; :class:`NotebookError` says what is wrong."""
+    from dlgrade.safeio import UnsafeEntry, read_file
+
     path = Path(path)
     name = path.name
-    raw = path.read_bytes()
+    try:  # never through a link, never blocking on a FIFO, never more than the budget
+        raw = read_file(path.parent, name, MAX_NOTEBOOK_BYTES)
+    except UnsafeEntry as exc:
+        raise NotebookError(
+            f"{name} cannot be read as a notebook ({exc}); hand in the .ipynb file itself, "
+            f"at most {MAX_NOTEBOOK_BYTES >> 20} MiB: {CLEAR_OUTPUTS_HINT}"
+        ) from None
     if raw[:4] == b"PK\x03\x04":
         raise NotebookError(
             f"{name} is a zip archive, not a notebook; hand in the .ipynb file itself "
             "(File → Download → .ipynb in Jupyter), not a compressed copy"
         )
+    too_deep = False
     try:
         data = json.loads(raw.decode("utf-8"))
+    except RecursionError:  # nested deeper than Python's parser goes: refused just below
+        data, too_deep = None, True
     except (UnicodeDecodeError, ValueError) as exc:
         raise NotebookError(
             f"{name} is not a notebook: its text is not valid JSON ({exc}); open it in Jupyter "
             "and save it again, or hand in the .ipynb Jupyter wrote"
         ) from None
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if isinstance(cells, list) and len(cells) > MAX_NOTEBOOK_CELLS:
+        raise NotebookError(
+            f"{name} has {len(cells):,} cells, more than the {MAX_NOTEBOOK_CELLS:,} dlgrade "
+            "reads; keep the activity's code in fewer cells and save it again"
+        )
+    if too_deep or _depth(data) > MAX_NOTEBOOK_DEPTH:
+        raise NotebookError(
+            f"{name} is JSON nested more than {MAX_NOTEBOOK_DEPTH} levels deep, which no "
+            f"notebook is; {CLEAR_OUTPUTS_HINT}"
+        )
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise NotebookError(f"{name} is JSON but not a Jupyter notebook (no cells)")
     major = data.get("nbformat")
@@ -141,6 +174,21 @@ def read_cells(path: Path) -> list[Cell]:
             "(`dlgrade new DIR --notebook` writes a notebook to start from)"
         )
     return cells
+
+
+def _depth(data: object) -> int:
+    """How deep a JSON value nests (up to one past the budget), walked without recursion so
+    that no depth can exhaust the stack."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NOTEBOOK_DEPTH:
+            return depth
+        deepest = max(deepest, depth)
+        if isinstance(value, dict | list):
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
 
 
 def cell_filename(path: Path, cell: Cell) -> str:
@@ -231,17 +279,40 @@ def _write_progress(progress: Path, done: list[tuple[Cell, float]], running: Cel
 
 
 def timeout_hint(progress: Path) -> str:
-    """For an import that ran out of time: the cell that was running, the slowest before it."""
+    """For an import that ran out of time: the cell that was running, the slowest before it.
+
+    The file is the worker's: opened without following links or blocking (a FIFO planted
+    there must not hang the grader), at most 1 MiB, and anything malformed gives no hint.
+    """
+    from dlgrade import safeio
+
     try:
-        record = json.loads(Path(progress).read_text())
+        record = json.loads(safeio.read_file(Path(progress).parent, Path(progress).name, 2**20))
         number, first, started = record["running"]
         done = record["done"]
-    except (OSError, ValueError, KeyError, TypeError):
+        if not (
+            isinstance(number, int)
+            and isinstance(first, str)
+            and isinstance(started, int | float)
+            and math.isfinite(started)
+            and isinstance(done, list)
+            and all(
+                isinstance(entry, list)
+                and len(entry) == 3
+                and isinstance(entry[0], int)
+                and isinstance(entry[1], str)
+                and isinstance(entry[2], int | float)
+                and math.isfinite(entry[2])
+                for entry in done
+            )
+        ):
+            return ""
+    except (safeio.UnsafeEntry, ValueError, KeyError, TypeError, RecursionError):
         return ""
     ranked = sorted(done, key=lambda entry: -entry[2])[:2]
-    before = "".join(f"; before it, cell {n} ({f!r}) took {s:.1f} s" for n, f, s in ranked)
+    before = "".join(f"; before it, cell {n} ({f[:80]!r}) took {s:.1f} s" for n, f, s in ranked)
     return (
-        f"The import was still running cell {number} ({first!r}) after "
+        f"The import was still running cell {number} ({first[:80]!r}) after "
         f"{time.time() - started:.0f} s{before}. {GUARD_HINT[0].upper()}{GUARD_HINT[1:]}."
     )
 

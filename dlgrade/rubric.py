@@ -63,9 +63,12 @@ def activity_budget(call_limits: list[float], tier: str, override: float | None 
 
 
 #: reasons that are the grader's fault, never the student's: the score is not a fair grade
-GRADER_FAULTS = ("rubric_error", "harness_error", "machine_busy")
+GRADER_FAULTS = ("rubric_error", "harness_error", "machine_busy", "grader_stalled")
+#: a reply no honest worker sends (a forged grader fault, a broken protocol): the student's
+#: crash, counted against the submission, never a grader fault and never regraded
+TAMPERING = "tampering"
 #: of those, what the next run of the same rubric grades again (a rubric error would repeat)
-REGRADE_REASONS = ("harness_error", "machine_busy")
+REGRADE_REASONS = ("harness_error", "machine_busy", "grader_stalled")
 
 
 def tier_includes(selected: str, tier: str) -> bool:

@@ -4,12 +4,13 @@ for arrays and models, and a trusted folder of ours it cannot read."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from dlgrade import data
+from dlgrade import data, safeio
 from dlgrade.errors import SubmissionError
 from dlgrade.files import submission_files
 
@@ -46,7 +47,10 @@ class WorkerFolders:
     def prepare(self) -> None:
         """The worker's writable folders, fresh: the scratch copy, home and exchange."""
         for folder in (self.scratch_dir, self.home_dir, self.exchange_dir):
-            shutil.rmtree(folder, ignore_errors=True)
+            if not safeio.remove_tree(folder):
+                # what the last worker left cannot be removed (yet): out of the way, it is
+                # removed with the session's folder; the next worker starts clean
+                folder.rename(self.root / f"stale-{secrets.token_hex(8)}")
         self.exchange_dir.mkdir()
         self.home_dir.mkdir()
         (self.exchange_dir / "inbox").mkdir(mode=0o755)  # files rubrics share (read-only)
@@ -103,7 +107,8 @@ class WorkerFolders:
         return total
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove every folder of the session; what cannot be removed is never an error."""
+        safeio.remove_tree(self.root)
 
 
 def _python_paths() -> set[str]:

@@ -8,10 +8,10 @@ folders (:mod:`dlgrade.sandbox.folders`) and at most one live worker process
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import signal
-import stat
 import subprocess
 import time
 from collections.abc import Iterable
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import dlgrade
-from dlgrade import data, gpu, jail, notebook, profile
+from dlgrade import data, gpu, jail, notebook, profile, safeio
 from dlgrade.errors import (
     CallTimeout,
     MachineBusy,
@@ -32,11 +32,13 @@ from dlgrade.protocol import (
     ChannelClosed,
     ChannelTimeout,
     Codec,
+    ExchangeError,
     Handle,
     ProtocolError,
     recv_message,
     send_message,
 )
+from dlgrade.rubric import TAMPERING
 from dlgrade.sandbox.clock import SAMPLE_SECONDS, CallClock
 from dlgrade.sandbox.folders import (
     DISK_CHECK_SECONDS,
@@ -52,6 +54,7 @@ from dlgrade.sandbox.limits import (
     PROCESS_LIMIT_MESSAGE,
     PROCESS_LIMIT_SHARE,
     RESIDENT_LIMIT_MESSAGE,
+    RESIDENT_PARTS,
     RESIDENT_SAMPLE_SECONDS,
     WORKER_BROKEN_MESSAGE,
     Limits,
@@ -140,6 +143,8 @@ class WorkerSession:
         self._codec = Codec(self.exchange_dir, side="r")
         self._reset_folders = False  # after the disk limit: a fresh copy for the next worker
         self._disk_checked = 0.0
+        #: what lives and dies with this session (its model inspector): closed first
+        self.companions: list[Any] = []
 
     def device_label(self) -> str:
         """What the grade and the record say the worker ran on: the GPU it was given, as
@@ -241,11 +246,23 @@ class WorkerSession:
         self.start_seconds += time.monotonic() - began
         profile.op("worker start", time.monotonic() - began)
         if self.preload:
-            send_message(self._proc.req_w, {"op": "preload", "modules": list(self.preload)})
+            try:
+                send_message(
+                    self._proc.req_w,
+                    {"op": "preload", "modules": list(self.preload)},
+                    deadline=time.monotonic() + SEND_SECONDS,
+                )
+            except (OSError, ChannelTimeout):
+                self._died(self._proc, "worker start-up")
             self._proc.sent += 1
             self._proc.pending += 1
+            # The submission's folder is on the worker's path: a file named like a module
+            # TensorFlow tries to import (colorama.py, dill.py...) runs during the preload.
+            self._proc.student_code = True
 
     def close(self) -> None:
+        while self.companions:
+            self.companions.pop().close()
         if self._proc is not None:
             self._proc.kill()
             self._proc = None
@@ -336,8 +353,10 @@ class WorkerSession:
                 raise
             self.hung[module] += " " + hint
             raise CallTimeout(f"{exc} {hint}", reason=exc.reason) from None
-        if isinstance(answer, dict):
-            self.notes += [n for n in answer.get("notes", []) if n not in self.notes]
+        notes = answer.get("notes") if isinstance(answer, dict) else None
+        for note in notes[:MAX_NOTES] if isinstance(notes, list) else ():
+            if isinstance(note, str) and note[:MAX_NOTE_CHARS] not in self.notes:
+                self.notes.append(note[:MAX_NOTE_CHARS])
         self._proc.imported.add(module)
 
     @contextlib.contextmanager
@@ -376,7 +395,7 @@ class WorkerSession:
             request["unbuilt_shape"] = list(unbuilt_shape)
         name = self._request(request, timeout or self.limits.call_timeout, "saving the model")
         if not isinstance(name, str):
-            raise WorkerCrashed("the worker named a bad model file", reason="protocol")
+            raise _tampering("saving the model", "it named no model file")
         return self.take_file(name, f"model-{handle.generation}-{handle.id}.keras")
 
     def feed(self, name: str, args=(), kwargs=None, *, timeout=None) -> Any:
@@ -405,10 +424,8 @@ class WorkerSession:
         self._check_handle(handle)
         request = {"op": "take", "handle": handle.id, "n": int(n)}
         items = self._request(request, timeout or self.limits.call_timeout, "iterating")
-        if not isinstance(items, list):
-            raise SubmissionError(
-                "the worker answered something else than items", reason="protocol"
-            )
+        if not isinstance(items, list) or len(items) > max(int(n), 0):
+            raise _tampering("iterating", "it answered something else than the items asked for")
         return items
 
     def attributes(self, handle: Handle, names: list[str], *, timeout=None) -> dict:
@@ -418,42 +435,55 @@ class WorkerSession:
         request = {"op": "attributes", "handle": handle.id, "names": list(names)}
         values = self._request(request, timeout or self.limits.call_timeout, "reading attributes")
         if not isinstance(values, dict) or set(values) != set(names):
-            raise SubmissionError("the worker answered other attributes", reason="protocol")
+            raise _tampering("reading attributes", "it answered other attributes")
         return values
 
     def take_file(self, name: str, target_name: str, max_bytes: int = MAX_MODEL_BYTES) -> Path:
         """Move a file the worker wrote in the exchange folder to the trusted folder, safely.
 
-        Regular files only (no links, FIFOs or devices), at most ``max_bytes``.
+        Regular files only (no links, FIFOs or devices, checked on the open file), at most
+        ``max_bytes``, read in a bounded loop; the worker's copy is removed whatever it is.
         """
-        source = self.exchange_dir / name
-        if "/" in name or name.startswith(".") or source.parent != self.exchange_dir:
-            raise SubmissionError(f"bad file name {name!r} from the worker", reason="protocol")
+        try:
+            safeio.check_name(name)
+        except safeio.UnsafeEntry:
+            raise _tampering("saving a file", f"it named the file {str(name)[:80]!r}") from None
         target = self.trusted_dir / target_name
         with profile.timed("copy file to trusted side"):
-            return self._copy_in(name, source, target, max_bytes)
+            return self._copy_in(name, target, max_bytes)
 
-    def _copy_in(self, name: str, source: Path, target: Path, max_bytes: int) -> Path:
+    def _copy_in(self, name: str, target: Path, max_bytes: int) -> Path:
         try:
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as exc:
-            raise SubmissionError(
-                f"the file {name} could not be read: {exc.strerror}", reason="export_failed"
-            ) from None
-        with os.fdopen(fd, "rb") as src:
-            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-                raise SubmissionError(f"{name} is not a regular file", reason="protocol")
-            with open(target, "wb") as dst:
-                copied = 0
-                while chunk := src.read(1 << 20):
-                    copied += len(chunk)
-                    if copied > max_bytes:
-                        raise SubmissionError(
-                            f"{name} is larger than {max_bytes // 2**20} MiB",
-                            reason="file_too_large",
-                        )
-                    dst.write(chunk)
-        source.unlink(missing_ok=True)
+            with safeio.open_dir(self.exchange_dir) as dir_fd:
+                try:
+                    fd = safeio.open_regular(dir_fd, name, max_bytes)
+                except safeio.UnsafeEntry as exc:
+                    reason = "file_too_large" if "at most" in str(exc) else "export_failed"
+                    raise SubmissionError(
+                        f"the file {name} your code saved could not be read: {exc}",
+                        reason=reason,
+                    ) from None
+                try:
+                    # the grader's own folder: a stale copy of an earlier export is replaced
+                    with contextlib.suppress(FileNotFoundError):
+                        target.unlink()
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                    out = os.open(target, flags, 0o600)
+                    with os.fdopen(out, "wb") as dst:
+                        copied = 0
+                        while chunk := os.read(fd, 1 << 20):
+                            copied += len(chunk)
+                            if copied > max_bytes:  # it grew after fstat
+                                raise SubmissionError(
+                                    f"{name} is larger than {max_bytes // 2**20} MiB",
+                                    reason="file_too_large",
+                                )
+                            dst.write(chunk)
+                finally:
+                    os.close(fd)
+                    safeio.remove(dir_fd, name)
+        except safeio.UnsafeEntry as exc:
+            raise _tampering("saving a file", str(exc)) from None
         return target
 
     def _check_handle(self, handle: Handle) -> None:
@@ -466,7 +496,13 @@ class WorkerSession:
             )
 
     def _encode(self, value: Any) -> Any:
-        return self._codec.encode(value)
+        try:
+            return self._codec.encode(value)
+        except ExchangeError as exc:
+            # The grader's own exchange folder was replaced or made unwritable: only code
+            # running in the worker (as our uid, without the jail) can do that.
+            self._codec.discard_written()
+            raise _tampering("sending the grader's arguments", str(exc)) from None
 
     def _request(self, request: dict, timeout: float, label: str) -> Any:
         proc = self._proc
@@ -478,14 +514,16 @@ class WorkerSession:
                 proc.pending -= 1
                 waited = time.monotonic() - began
                 self.preload_wait_seconds += waited
-                loaded = (reply.get("value") or {}).get("__dict__", {})
-                seconds = loaded.get("seconds")
-                if isinstance(seconds, int | float):  # the worker's own word: statistics only
-                    self.preload_seconds += float(seconds)
-                    profile.phase("worker TensorFlow import", float(seconds))
+                value = reply.get("value")
+                inner = value.get("__dict__") if isinstance(value, dict) else None
+                loaded = inner if isinstance(inner, dict) else {}
+                seconds = _seconds(loaded.get("seconds"))
+                if seconds is not None:  # the worker's own word: statistics only
+                    self.preload_seconds += seconds
+                    profile.phase("worker TensorFlow import", seconds)
                 gpus = loaded.get("gpus")
                 if isinstance(gpus, list):  # said before any student code ran in it
-                    self.worker_gpus = [str(g) for g in gpus][:16]
+                    self.worker_gpus = [str(g)[:200] for g in gpus[:16]]
                     self.worker_gpu_error = str(loaded.get("gpu_error") or "")[:300]
                 profile.op("wait for the worker's TensorFlow", waited)
                 began_request = time.perf_counter()
@@ -494,7 +532,12 @@ class WorkerSession:
                     # no student code has run in this worker before this point.
                     proc.output.wait_for_mark(proc.sent)
                     proc.output.start_window()
-            send_message(proc.req_w, request)
+            try:
+                send_message(proc.req_w, request, deadline=time.monotonic() + SEND_SECONDS)
+            except ChannelTimeout:
+                # An honest worker reads its next request at once: this one stopped reading.
+                proc.kill()
+                raise _tampering(label, "it stopped reading the grader's requests") from None
             proc.sent += 1
             proc.student_code = proc.student_code or request.get("op") == "import"
         except OSError:  # broken pipe: the worker is gone
@@ -504,23 +547,27 @@ class WorkerSession:
         finally:
             self._codec.discard_written()
         proc.output.wait_for_mark(proc.sent)
-        seconds = reply.get("seconds")
-        profile.op(
-            str(request.get("op")),
-            time.perf_counter() - began_request,
-            float(seconds) if isinstance(seconds, int | float) else 0.0,
-        )
-        if reply.get("ok") is True:
-            if isinstance(seconds, int | float) and request.get("op") != "seed":
-                self.busy_seconds += float(seconds)  # the worker's own word: statistics only
+        seconds = _seconds(reply.get("seconds"))
+        profile.op(str(request.get("op"))[:40], time.perf_counter() - began_request, seconds or 0.0)
+        ok = reply.get("ok")
+        if ok is True:
+            if seconds is not None and request.get("op") != "seed":
+                self.busy_seconds += seconds  # the worker's own word: statistics only
             try:
                 return self._codec.decode(reply.get("value"))
+            except ExchangeError as exc:
+                raise _tampering(label, str(exc)) from None
             except ProtocolError as exc:
                 raise SubmissionError(
                     f"{label} returned a value that cannot be graded: {exc}", reason="bad_value"
                 ) from None
         error = reply.get("error")
         kind = error.get("kind") if isinstance(error, dict) else None
+        if ok is not False or not _well_formed(error):
+            if not proc.student_code:
+                raise SandboxError(f"the worker sent a malformed reply to {label}: {reply!r:.500}")
+            proc.kill()
+            raise _tampering(label, "its reply is not one the worker sends")
         if kind == "harness" and proc.student_code:
             # Once student code ran in it, a failing worker may be one the student broke
             # (patched builtins, closed streams): never an internal error of ours.
@@ -584,14 +631,14 @@ class WorkerSession:
                     )
                 )
             proc.sample()
-            if self.memory_guard == "resident" and (
-                now - self._memory_checked >= RESIDENT_SAMPLE_SECONDS
-            ):
+            # every worker, GPU or not: RLIMIT_AS does not see memfds, unmapped SysV
+            # segments or /dev/shm, nor what many processes hold together
+            if now - self._memory_checked >= RESIDENT_SAMPLE_SECONDS:
                 self._memory_checked = now
-                used = proc.resident()
+                used = proc.resident(self.limits.memory_bytes)
                 if used > self.limits.memory_bytes:
                     proc.kill()
-                    raise self._over_limit("memory_limit", label, used=used)
+                    raise self._over_limit("memory_limit", label, used=used, held=proc.held)
             if now - self._disk_checked >= DISK_CHECK_SECONDS:
                 self._disk_checked = now
                 if self.folders.disk_used() > self.limits.disk_bytes:
@@ -606,11 +653,7 @@ class WorkerSession:
                     self._died(proc, label)
                 except (ChannelTimeout, ProtocolError) as exc:
                     proc.kill()
-                    raise WorkerCrashed(
-                        f"the worker sent a broken reply to {label} ({exc or 'incomplete'}); "
-                        "something in your code wrote to the grader's channel",
-                        reason="protocol",
-                    ) from None
+                    raise _tampering(label, f"a broken reply: {exc or 'incomplete'}") from None
             elif not proc.alive():
                 self._died(proc, label)
 
@@ -622,8 +665,11 @@ class WorkerSession:
         proc.kill()
         limit = self._limit_that_killed(proc)
         if limit is not None:
-            used = proc.peak_resident if self.memory_guard == "resident" else 0
-            raise self._over_limit(limit, label, tasks=proc.peak_tasks, used=used)
+            sampled = proc.peak_resident >= 0.9 * self.limits.memory_bytes
+            used = proc.peak_resident if self.memory_guard == "resident" or sampled else 0
+            raise self._over_limit(
+                limit, label, tasks=proc.peak_tasks, used=used, held=proc.held if used else None
+            )
         how = proc.describe_exit()
         raise WorkerCrashed(
             f"the worker process {how} during {label}. Something in your code ended the "
@@ -649,8 +695,10 @@ class WorkerSession:
             return "process_limit"
         if proc.peak_tasks >= PROCESS_LIMIT_SHARE * self.limits.max_processes:
             return "process_limit"
-        # a GPU worker's address space says nothing (CUDA reserves tens of GiB of it)
-        peak = proc.peak_resident if self.memory_guard == "resident" else proc.peak_bytes
+        # a GPU worker's address space says nothing (CUDA reserves tens of GiB of it); what
+        # the processes held together, sampled, speaks for any worker
+        address = proc.peak_bytes if self.memory_guard != "resident" else 0
+        peak = max(proc.peak_resident, address)
         if signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS) and (
             peak >= 0.9 * self.limits.memory_bytes or any(words in tail for words in _MEMORY_WORDS)
         ):
@@ -665,11 +713,16 @@ class WorkerSession:
         *,
         tasks: int = 0,
         used: int = 0,
+        held: jail.MemoryHeld | None = None,
     ) -> WorkerCrashed:
         limits = self.limits
         if reason == "memory_limit" and used:
+            held = held or jail.MemoryHeld(anonymous=used)
+            parts = RESIDENT_PARTS.format(
+                **{k: f"{getattr(held, k) / 2**30:.1f}" for k in ("anonymous", "files", "dev_shm")}
+            )
             message = RESIDENT_LIMIT_MESSAGE.format(
-                gib=_gib(limits.memory_bytes), label=label, used=f"{used / 2**30:.1f}"
+                gib=_gib(limits.memory_bytes), label=label, used=f"{used / 2**30:.1f}", parts=parts
             )
         elif reason == "memory_limit":
             message = MEMORY_LIMIT_MESSAGE.format(gib=_gib(limits.memory_bytes), label=label)
@@ -719,12 +772,75 @@ _MEMORY_WORDS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out
 _PROCESS_LIMIT_WORDS = ("can't start new thread", "pthread_create failed", "Resource temporarily")
 
 
-def _failure(error: Any, label: str) -> Exception:
-    if not isinstance(error, dict):
-        return WorkerCrashed(f"the worker sent a malformed error for {label}", reason="protocol")
-    kind = str(error.get("kind", "harness"))
-    message = str(error.get("message", ""))[:4000]
-    tb = str(error.get("traceback", ""))[:20000]
+#: every kind of failure an honest worker reports (dlgrade/worker.py): the student's
+#: outcomes, the limits, and "harness" (believed only before any student code ran). A
+#: worker runs the student's code, so any other kind — one that names a grader fault
+#: (``machine_busy``, ``harness_error``, ``rubric_error``) above all — is forged.
+WORKER_KINDS = frozenset(
+    {
+        "student_exception",
+        "import_error",
+        "syntax_error",
+        "exit",
+        "not_implemented",
+        "missing_function",
+        "missing_module",
+        "ambiguous_module",
+        "bad_notebook",
+        "wrong_type",
+        "export_failed",
+        "unbuilt_model",
+        "bad_model",  # the model inspector's (dlgrade/sandbox/inspector.py)
+        "unsafe_model",
+        "missing_attribute",
+        "unencodable",
+        "protocol",
+        "bad_model",  # the model inspector's (dlgrade/feeds.py InspectionFailed)
+        "unsafe_model",
+        *LIMIT_REASONS,
+        "harness",
+    }
+)
+TAMPERING_MESSAGE = (
+    "the worker sent a reply the grader cannot trust ({what}, during {label}); this check is "
+    "failed. Something in your code wrote to or replaced the grader's channel."
+)
+#: how long the grader waits for the worker to take one request off its pipe
+SEND_SECONDS = 30.0
+#: notes a worker may add to the report per import, and their length
+MAX_NOTES, MAX_NOTE_CHARS = 50, 2000
+
+
+def _tampering(label: str, what: str) -> WorkerCrashed:
+    """The submission's failure for a reply no honest worker sends."""
+    return WorkerCrashed(
+        TAMPERING_MESSAGE.format(what=what[:300], label=label), reason=TAMPERING
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration the worker reported, if it is a plausible one (statistics only)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and 0.0 <= value <= 1e7 else None
+
+
+def _well_formed(error: Any) -> bool:
+    """An error as dlgrade/worker.py builds one: a known kind, text where text goes."""
+    return (
+        isinstance(error, dict)
+        and isinstance(error.get("kind"), str)
+        and error["kind"] in WORKER_KINDS
+        and isinstance(error.get("message", ""), str)
+        and isinstance(error.get("traceback", ""), str)
+    )
+
+
+def _failure(error: dict, label: str) -> Exception:
+    kind = error["kind"]
+    message = error.get("message", "")[:4000]
+    tb = error.get("traceback", "")[:20000]
     if kind == "not_implemented":
         return NotImplementedYet(message, reason="not_implemented")
     if kind == "harness":
