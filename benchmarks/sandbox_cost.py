@@ -95,7 +95,11 @@ def mechanisms() -> None:
     print("mechanisms on this machine")
     print(f"  running as root                 {os.geteuid() == 0}")
     print(f"  unshare                         {shutil.which('unshare') or 'not installed'}")
-    print(f"  namespaces (net, mount, pid)    {support.namespaces} {support.why_not}")
+    print(f"  namespaces (net, ipc, uts, mount, pid) {support.namespaces} {support.why_not}")
+    print("  session keyring                 a new one per worker, the uid's own cleared")
+    filtered = f"{len(jail.syscall_numbers() or {})} calls denied" if support.syscall_filter else ""
+    print(f"  syscall filter (libseccomp)     {support.syscall_filter} {filtered}")
+    print(f"  {'':32}{support.filter_why_not}")
     print(f"  isolation used                  {isolation_mode()}")
     print(f"  worker uids                     {jail.WORKER_UID_FIRST}+ (one per live session)")
     print("  cgroups                         not used (rlimits; see docs/security.md)")
@@ -120,7 +124,18 @@ def start_costs(folder: Path) -> None:
 
     python = [sys.executable, "-P", "-s", "-B", "-c", "pass"]
     unshare = ["unshare", "--net", *jail.UNSHARE_FLAGS, "--"]
+    old_flags = [f for f in jail.UNSHARE_FLAGS if f not in ("--ipc", "--uts")]
+    unshare_before = ["unshare", "--net", *old_flags, "--"]
     jailer = jail.python_command()[:-1] + ["-c", "pass"]
+    # the jail's own new steps, in the jail's interpreter: import, then the steps or not
+    folder_of_jail = str(Path(jail.__file__).parent)
+    load = f"import sys; sys.path.insert(0, {folder_of_jail!r}); import jail; "
+    drop = "jail.drop_privileges(jail.WORKER_UID_FIRST - 1, jail.WORKER_UID_FIRST - 1); "
+    steps = "jail.cap_ipc(); jail.join_new_session_keyring(); " + drop
+    steps += "jail.clear_own_keyrings(); "
+    jail_import = jail.python_command()[:-1] + ["-c", load + drop]
+    jail_steps = jail.python_command()[:-1] + ["-c", load + steps]
+    jail_filter = jail.python_command()[:-1] + ["-c", load + steps + "jail.load_syscall_filter()"]
     jail.support.cache_clear()
     began = time.perf_counter()
     jail.support()
@@ -134,13 +149,58 @@ def start_costs(folder: Path) -> None:
     print(f"  {'what':52} {'seconds':>8}")
     row("python -P -s -B (nothing imported)", command(python))
     if jailed:
-        row("unshare --net --mount --pid + the same python", command(unshare + python))
+        row("unshare --net --mount --pid + the same python", command(unshare_before + python))
+        row("unshare --net --ipc --uts --mount --pid + python", command(unshare + python))
         row("unshare + python -I -S (the jail, no mounts)", command(unshare + jailer))
+        row("unshare + jail.py imported + uid drop", command(unshare + jail_import))
+        row("  + IPC caps, new session keyring, keyrings cleared", command(unshare + jail_steps))
+        if jail.support().syscall_filter:
+            row("  + the syscall filter (libseccomp, ctypes)", command(unshare + jail_filter))
+        # the same steps timed inside one jailed process each: far less noise than the above
+        timing = load + "import time; t = time.perf_counter(); " + steps
+        timing += "jail.load_syscall_filter() if jail._libseccomp() else None; "
+        timing += "print(time.perf_counter() - t)"
+        inside = jail.python_command()[:-1] + ["-c", timing]
+        runs = sorted(
+            float(subprocess.run(unshare + inside, check=True, capture_output=True).stdout)
+            for _ in range(REPEAT)
+        )
+        row("  the new jail steps, timed inside the jail", runs[len(runs) // 2])
     row("session start, rlimits only (the fallback)", start("rlimits"))
     if jailed:
         row("session start, jail (namespaces, mounts, uid drop)", start("namespaces"))
     row("namespace probe, once per grading process", probe)
     print()
+
+
+def sampler_cost(folder: Path, *, tensorflow: bool) -> None:
+    """What one sample of the memory guard costs the trusted side (every 0.25 s a call runs)."""
+    limits = Limits(call_timeout=600, import_timeout=600)
+    session = WorkerSession(folder, limits, preload=("tensorflow",) if tensorflow else ())
+    try:
+        session.ready()
+        if tensorflow:
+            session.call("echo", "echo", (1,))
+        proc = session._proc
+
+        def status_only():  # what the GPU guard read before memfds, SysV and /dev/shm counted
+            for pid in jail.worker_pids(uid=proc.uid, root=proc.worker_pid):
+                with open(f"/proc/{pid}/status") as status:
+                    sum(int(line.split()[1]) for line in status if line.startswith("Rss"))
+
+        what = "TensorFlow imported" if tensorflow else "no TensorFlow"
+        for label, sample in (("status only (before)", status_only), ("now", proc.resident)):
+            times = []
+            for _ in range(48):
+                began = time.perf_counter()
+                sample()
+                times.append(time.perf_counter() - began)
+            mean = sum(times) / len(times) * 1000  # the full reads of every 8th sample too
+            median = sorted(times)[len(times) // 2] * 1000
+            print(f"  memory sample, {what}, {label:22} {median:6.2f} ms (mean {mean:.2f})")
+        print(f"  {'':10}(it held {proc.held.total / 2**20:.0f} MiB: {proc.held})")
+    finally:
+        session.close()
 
 
 def tensorflow_memory(folder: Path) -> None:
@@ -166,7 +226,11 @@ def main() -> None:
         folder.mkdir()
         (folder / "echo.py").write_text("def echo(value):\n    return value\n")
         start_costs(folder)
+        print("the trusted side's memory guard, median (and mean) of 48 samples")
+        sampler_cost(folder, tensorflow=False)
         if "--tensorflow" in sys.argv:
+            sampler_cost(folder, tensorflow=True)
+            print()
             tensorflow_memory(folder)
 
 

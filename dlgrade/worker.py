@@ -35,6 +35,12 @@ from dlgrade.protocol import (
     send_message,
 )
 
+#: added to a student's EPERM: in the jail it is most often the syscall filter's answer
+SYSCALL_DENIED_MESSAGE = (
+    "If this came from a system call: the grader's sandbox does not allow some system calls "
+    "(ptrace, keyctl, mount, unshare, bpf, perf_event_open, io_uring, …); your code must not "
+    "need them."
+)
 _MODULE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -248,6 +254,26 @@ class Worker:
         kwargs = self.codec.decode(request.get("kwargs", {"__dict__": {}}))
         return factory(*args, **kwargs)
 
+    def op_inspect(self, request: dict) -> Any:
+        """The model inspector's work (:data:`dlgrade.feeds.INSPECTIONS`): load a saved
+        model from the inbox, describe it, run it on the grader's data. Every failure is
+        the saved model's, told as its kind (``bad_model``, ``unsafe_model``)."""
+        from dlgrade.feeds import INSPECTIONS, InspectionFailed
+
+        action = INSPECTIONS.get(request.get("name"))
+        if action is None:
+            raise ProtocolError(f"unknown inspection {request.get('name')!r}")
+        args = self.codec.decode(request.get("args", []))
+        kwargs = self.codec.decode(request.get("kwargs", {"__dict__": {}}))
+        try:
+            return action(*args, **kwargs)
+        except InspectionFailed as exc:
+            raise _Failure(exc.kind, str(exc))
+        except MemoryError:
+            raise _Failure("memory_limit", "the model did not fit in the memory limit")
+        except Exception as exc:  # noqa: BLE001 - a hostile archive may make anything raise
+            raise _Failure("bad_model", f"{type(exc).__name__}: {str(exc)[:2000]}")
+
     def op_take(self, request: dict) -> Any:
         """The first ``n`` items of an iterable (a tf.data.Dataset, a generator...)."""
         source = self.codec.decode({"__handle__": request["handle"]})
@@ -339,7 +365,7 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - any failure at import is the student's
             raise _Failure(
                 "import_error",
-                f"importing {filename} raised {type(exc).__name__}: {exc}",
+                f"importing {filename} raised {type(exc).__name__}: {exc}{_denied(exc)}",
                 self._student_traceback(exc),
             )
         self.modules[name] = module
@@ -373,7 +399,7 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - the student's exception, reported as such
             raise _Failure(
                 "student_exception",
-                f"{label}() raised {type(exc).__name__}: {exc}",
+                f"{label}() raised {type(exc).__name__}: {exc}{_denied(exc)}",
                 self._student_traceback(exc),
                 exception_type=type(exc).__name__,
             )
@@ -399,6 +425,13 @@ class Worker:
                     lines.append(f"    {frame.line.strip()}\n")
         lines += traceback.format_exception_only(type(exc), exc)
         return "".join(lines)
+
+
+def _denied(exc: BaseException) -> str:
+    """SYSCALL_DENIED_MESSAGE for an "Operation not permitted", after a space; else ""."""
+    if isinstance(exc, OSError) and exc.errno == errno.EPERM:
+        return " " + SYSCALL_DENIED_MESSAGE
+    return ""
 
 
 def limit_reason(exc: BaseException | None) -> str | None:

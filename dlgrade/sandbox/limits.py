@@ -17,13 +17,19 @@ MEMORY_LIMIT_MESSAGE = (
     "memory limit {gib} GiB exceeded during {label}; the worker was stopped. Use smaller "
     "arrays, batches or models (the limit holds for each process of the submission)."
 )
-#: a GPU worker's limit: its processes' resident memory together (GPU memory not counted)
+#: the limit on all a worker's processes hold together (sampled: :func:`memory_guard`)
 RESIDENT_LIMIT_MESSAGE = (
     "memory limit {gib} GiB exceeded during {label}: your code's processes held {used} GiB "
-    "of the machine's memory; the worker was stopped. Use smaller arrays, batches or models "
-    "(the limit holds for the submission's processes together; GPU memory is not counted)."
+    "of the machine's memory ({parts}); the worker was stopped. Use smaller arrays, batches "
+    "or models, and close what you no longer need (the limit holds for the submission's "
+    "processes together, counting shared memory, memfds and /dev/shm; GPU memory is not "
+    "counted)."
 )
-#: how often the trusted side adds up a GPU worker's resident memory while a call runs
+#: how the parts of RESIDENT_LIMIT_MESSAGE are named
+RESIDENT_PARTS = (
+    "{anonymous} GiB its own, {files} GiB in shared memory and memfds, {dev_shm} GiB in /dev/shm"
+)
+#: how often the trusted side adds up a worker's memory while a call runs
 RESIDENT_SAMPLE_SECONDS = 0.25
 CPU_LIMIT_MESSAGE = (
     "CPU time limit of {seconds} s exceeded during {label}; the worker was stopped. Look "
@@ -134,10 +140,14 @@ def gib_option(text: str) -> float:
 
 
 def memory_guard(gpu: bool) -> str:
-    """How a worker's memory limit is held: ``"address space"`` (RLIMIT_AS, on each process,
-    by the kernel) or, for a GPU worker, ``"resident"`` (its processes' resident memory
-    together, added up by the trusted side every ``RESIDENT_SAMPLE_SECONDS`` while a call
-    runs; a fast allocation may overshoot by what it touches in that time)."""
+    """How a worker's memory limit is held first: ``"address space"`` (RLIMIT_AS, on each
+    process, by the kernel) or, for a GPU worker, ``"resident"`` only.
+
+    Behind either, the trusted side adds up what all the worker's processes hold
+    (:func:`dlgrade.jail.memory_held`: anonymous memory, shared memory and memfds mapped or
+    only held open, the private /dev/shm) every ``RESIDENT_SAMPLE_SECONDS`` while a call
+    runs, and stops the worker past the limit; a fast allocation may overshoot by what it
+    touches in that time."""
     return "resident" if gpu else "address space"
 
 
@@ -181,8 +191,14 @@ def describe(limits: Limits, mode: str | None = None, *, gpu: bool = False) -> s
     )
     if mode == "namespaces":
         network = "network ON (--allow-network)" if limits.network else "no network"
+        found = jail.support()
+        if found.syscall_filter:
+            calls = "syscall filter (seccomp)"
+        else:
+            calls = f"WARNING no syscall filter ({found.filter_why_not})"
         return (
-            f"sandbox: namespaces ({network}, private mounts and pids), unprivileged uid; {numbers}"
+            f"sandbox: namespaces ({network}, private mounts, pids, IPC, UTS and keyring), "
+            f"{calls}, unprivileged uid; {numbers}"
         )
     why = jail.support().why_not or "asked for (DLGRADE_ISOLATION=rlimits)"
     return (

@@ -169,6 +169,7 @@ class WorkerProcess:
         own_output, pass_fds = out_w, (req_r, rep_w)
         if self.mode == "namespaces":
             config = session.jail_config(command, output_fd=out_w)
+            config.syscall_filter = jail.support().syscall_filter
             command = jail.unshare_command(config, network=session.limits.network)
             own_output = os.open(self.jail_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             pass_fds = (req_r, rep_w, out_w)
@@ -205,7 +206,9 @@ class WorkerProcess:
         self.worker_pid: int | None = None if self.mode == "namespaces" else self.proc.pid
         self.cpu_seconds = 0.0  # the worker process's CPU time, last sampled
         self.peak_bytes = 0  # its peak address space, last sampled
-        self.peak_resident = 0  # a GPU worker's processes' resident memory, at most
+        self.peak_resident = 0  # what the worker's processes held together, at most
+        self.held = jail.MemoryHeld()  # ... and its parts, when it was at its most
+        self._memory_samples = 0
         # processes and threads of the worker's uid (what RLIMIT_NPROC counts), at most: a
         # submission that fills the limit with children makes TensorFlow die in native code
         # (SIGSEGV, SIGABRT) when it cannot start a thread, and only this count tells why
@@ -264,17 +267,27 @@ class WorkerProcess:
             self._tasks_sampled = now
             self.peak_tasks = max(self.peak_tasks, jail.count_tasks(self.uid))
 
-    def resident(self) -> int:
-        """What the worker's processes hold in memory now (:func:`jail.resident_bytes`): its
-        own uid's processes in the jail, else the worker's process tree."""
+    def resident(self, limit: int | None = None) -> int:
+        """What the worker's processes hold in memory now (:func:`jail.memory_held`): its
+        own uid's processes and its private /dev/shm in the jail, else the worker's process
+        tree. Near ``limit`` it is counted again exactly (forked children share pages)."""
         if self.uid is not None:
-            used = jail.resident_bytes(uid=self.uid)
+            pids = jail.worker_pids(uid=self.uid)
         elif self.worker_pid is not None:
-            used = jail.resident_bytes(root=self.worker_pid)
+            pids = jail.worker_pids(root=self.worker_pid)
         else:
             return 0
-        self.peak_resident = max(self.peak_resident, used)
-        return used
+        dev_shm = None
+        if self.mode == "namespaces" and self.worker_pid is not None:
+            dev_shm = f"/proc/{self.worker_pid}/root/dev/shm"
+        self._memory_samples += 1
+        every = self._memory_samples % MAPPINGS_EVERY == 1  # the first, then every 2 s
+        held = jail.memory_held(pids, dev_shm, mappings=every)
+        if limit is not None and held.total >= 0.9 * limit:
+            held = jail.memory_held(pids, dev_shm, exact=True)
+        if held.total > self.peak_resident:
+            self.peak_resident, self.held = held.total, held
+        return held.total
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -353,6 +366,9 @@ class WorkerProcess:
         return f"exited with code {code}"
 
 
+#: every how many memory samples all the worker's mappings are read, not only those of its
+#: processes with shared memory resident (at RESIDENT_SAMPLE_SECONDS = 0.25 s: every 2 s)
+MAPPINGS_EVERY = 8
 #: what util-linux's unshare says when its child died of SIGKILL (it then exits with 1)
 UNSHARE_SIGKILL = "sigprocmask unblock failed"
 
