@@ -233,7 +233,7 @@ def test_frozen_base_and_trainable_head(submission, student):
             f"{call} has {total:,} parameters, {trainable:,} trainable and {frozen:,} frozen; "
             f"expected {TOTAL_PARAMS:,}, {HEAD_PARAMS:,} and {BASE_PARAMS:,}"
         )
-    names = [type(layer).__name__ for layer in model.layers]
+    names = [layer.class_name for layer in model.layers]
     if names[-3:] != ["Flatten", "Dense", "Dense"]:
         dlgrade.fail(f"{call} ends with {names[-3:]}; expected Flatten, Dense, Dense")
 

@@ -1,72 +1,61 @@
-"""Inspect a student's model on the trusted side, from a ``.keras`` file loaded safely.
+"""What a rubric knows of a student's model: data read back from the jailed model inspector.
 
-Loading uses ``safe_mode=True``: a ``Lambda`` layer (which carries code) or a custom class
-is refused, so nothing of the student's runs here. Only Keras's own layers are rebuilt.
+The trusted side never loads a student's ``.keras`` file. The student's worker saves the
+model; the trusted side checks the archive's zip directory (bounded) and hands the file to
+that student's model inspector (:mod:`dlgrade.sandbox.inspector`), a jailed worker that
+imports no student code, loads it with ``safe_mode=True`` (a ``Lambda`` layer or a custom
+class is refused) and describes it. The rubric gets an :class:`InspectedModel`: frozen data
+(layers, configs, parameter counts, compile settings, shapes), and for the checks that run
+a model on the grader's data, ``predict``/``evaluate``/``fit`` that run in the inspector.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
-import os
+import math
 import re
 import sys
-import threading
-import time
-import zipfile
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dlgrade import profile
-from dlgrade.errors import RunnerError, SubmissionError
+from dlgrade.errors import RubricError, RunnerError, SubmissionError
 
-MAX_PARAMS = 200_000_000
-
-_import_thread: threading.Thread | None = None
 _seed: int | None = None
 _seeded = False
 _off_gpus = False
 
 
 def preload() -> None:
-    """Import Keras in a background thread, so it loads while the worker does the same."""
-    global _import_thread
-    if "keras" in sys.modules or _import_thread is not None:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _import_thread = threading.Thread(target=_import_quietly, name="dlgrade-keras", daemon=True)
-    _import_thread.start()
-
-
-def _import_quietly() -> None:
-    began = time.perf_counter()
-    try:
-        importlib.import_module("keras")
-    except Exception:  # noqa: BLE001 - keras() raises it again where it is needed
-        pass
-    profile.phase("trusted Keras import", time.perf_counter() - began)
-
-
-def _ready() -> bool:
-    if _import_thread is not None and _import_thread.is_alive():
-        return False
-    return "keras" in sys.modules
+    """Nothing to do any more: models are loaded and inspected in the student's jailed
+    model inspector, not here, so the trusted side no longer imports Keras beside the
+    worker. A rubric that uses TensorFlow on its own data imports it when it needs it
+    (:func:`keras`)."""
 
 
 def set_check_seed(seed: int) -> None:
-    """Seed the trusted side's Keras for the running check (now, or when it is imported)."""
+    """Seed the running check: the model inspector before its next request, the trusted
+    side's Keras now if a rubric has imported it (or when :func:`keras` imports it)."""
     global _seed, _seeded
     _seed, _seeded = seed, False
-    if _ready():
+    if "keras" in sys.modules:
         keras()
 
 
+def check_seed() -> int | None:
+    """The running check's seed (None outside a check)."""
+    return _seed
+
+
 def keras():
-    """The trusted side's ``keras`` module, seeded for the running check."""
+    """The trusted side's ``keras`` module, seeded for the running check (for a rubric's
+    own data; a student's model is never loaded here)."""
     global _seeded
-    if _import_thread is not None and _import_thread.is_alive():
-        with profile.timed("wait for the trusted Keras"):
-            _import_thread.join()
     if "keras" not in sys.modules:
         with profile.timed("trusted Keras import (in a check)"):
             importlib.import_module("keras")
@@ -79,10 +68,10 @@ def keras():
 
 
 def _keep_off_gpus() -> None:
-    """The trusted side only loads and inspects models: it leaves every GPU to the workers.
+    """The trusted side leaves every GPU to the workers.
 
     TensorFlow takes nearly all of a GPU's memory in the first process that uses it; a
-    grader that loaded a student's model onto the GPU would starve the worker training on it.
+    grader that put its own tensors on the GPU would starve the worker training on it.
     """
     global _off_gpus
     if _off_gpus:
@@ -138,90 +127,346 @@ def require_gpu(why: str, submission=None) -> None:
             raise RunnerError(NO_GPU_MESSAGE.format(why=why, device=session.device_label()))
 
 
-def load(path: Path):
-    """Load an exported model; refuse code-carrying layers with a message for the student."""
-    _refuse_oversized(path)
-    module = keras()  # imported and seeded outside the load's own timing
-    try:
-        with profile.timed("load model (trusted side)"):
-            return module.models.load_model(path, safe_mode=True, compile=True)
-    except ValueError as exc:
-        text = str(exc)
-        if "Lambda" in text or "safe_mode" in text or "unsafe" in text.lower():
+# -- the inspected model: data from the inspector, checked before it is believed ----------
+
+#: the inspector's description did not have the shape of one (a broken or forged answer)
+BAD_DESCRIPTION_MESSAGE = (
+    "the grader's model inspector described your saved model ({name}) in a form that is "
+    "not a model's ({problem}). Return a plain Keras model built from Keras's own layers."
+)
+#: a rubric asked to run a model it only inspected (our bug, never the student's)
+SNAPSHOT_MESSAGE = (
+    "{what}() on a model from Submission.inspect_model: that is a snapshot to look at; use "
+    "Submission.build_model or load_model for a model to run"
+)
+_MAX_LAYERS = 4096
+_MAX_NAME = 300
+
+
+@dataclass(frozen=True)
+class WeightInfo:
+    """One weight (variable) of a model: where it sits, its shape and dtype, trainable."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class InspectedLayer:
+    """One layer of an inspected model: its Keras class, config (data) and weights."""
+
+    class_name: str
+    name: str
+    config: dict = field(repr=False)
+    params: int
+    trainable: bool
+    weights: tuple[WeightInfo, ...] = field(repr=False)
+    #: sha256 of the layer's weight values: equal digests, equal weights
+    digest: str = field(repr=False)
+    index: int = 0
+    runner: Any = field(default=None, repr=False, compare=False)
+
+    def get_config(self) -> dict:
+        return copy.deepcopy(self.config)
+
+    def count_params(self) -> int:
+        return self.params
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The layer's weight values, read from the inspector."""
+        return _weights(self.runner, self.index)
+
+
+@dataclass(frozen=True, eq=False)
+class InspectedModel:
+    """A student's model as the inspector described it: frozen data, plus (when ``runner``
+    is set) ``predict``/``evaluate``/``fit``/``get_weights``, which run in the inspector.
+
+    It reads like the Keras model it describes (``layers``, ``input_shape``,
+    ``output_shape``, ``weights``, ``get_compile_config()``, ``count_params()``), so a
+    rubric reads the same; a layer's class is ``layer.class_name``.
+    """
+
+    class_name: str
+    input_shape: Any
+    output_shape: Any
+    layers: tuple[InspectedLayer, ...] = field(repr=False)
+    weights: tuple[WeightInfo, ...] = field(repr=False)
+    trainable_params: int
+    non_trainable_params: int
+    compile_config: dict | None = field(repr=False)
+    #: the saved file it was read from (for messages)
+    source: str = ""
+    runner: Any = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_description(cls, description: Any, *, source: str = "", runner=None):
+        """Check the inspector's answer field by field; a malformed one is the student's
+        ``bad_model`` (the inspector held their file), never an exception of ours."""
+        try:
+            return cls._parse(description, source, runner)
+        except _Malformed as exc:
             raise SubmissionError(
-                "your model contains a Lambda layer (or other layer that carries Python "
-                "code); the grader refuses to load code. Use Keras's built-in layers.",
-                reason="unsafe_model",
+                BAD_DESCRIPTION_MESSAGE.format(name=source or "the model", problem=exc),
+                reason="bad_model",
             ) from None
-        raise SubmissionError(
-            f"your model could not be rebuilt from its saved form: {text[:500]}. Use "
-            "Keras's built-in layers only (no custom classes).",
-            reason="bad_model",
-        ) from None
-    except (TypeError, OSError, KeyError) as exc:
-        raise SubmissionError(
-            f"your model could not be rebuilt from its saved form: {exc}", reason="bad_model"
-        ) from None
 
+    @classmethod
+    def _parse(cls, d: Any, source: str, runner) -> InspectedModel:
+        d = _mapping(d, "the description")
+        model = cls(
+            class_name=_text(d.get("class_name"), "class_name"),
+            input_shape=_shape(d.get("input_shape"), "input_shape"),
+            output_shape=_shape(d.get("output_shape"), "output_shape"),
+            layers=(),
+            weights=tuple(_weight(w) for w in _items(d.get("weights"), "weights")),
+            trainable_params=_count(d.get("trainable_params"), "trainable_params"),
+            non_trainable_params=_count(d.get("non_trainable_params"), "non_trainable_params"),
+            compile_config=(
+                None
+                if d.get("compile_config") is None
+                else _mapping(d.get("compile_config"), "compile_config")
+            ),
+            source=source,
+            runner=runner,
+        )
+        layers = []
+        for index, raw in enumerate(_items(d.get("layers"), "layers")):
+            raw = _mapping(raw, f"layer {index + 1}")
+            layers.append(
+                InspectedLayer(
+                    class_name=_text(raw.get("class_name"), "a layer's class_name"),
+                    name=_text(raw.get("name"), "a layer's name"),
+                    config=_mapping(raw.get("config"), "a layer's config"),
+                    params=_count(raw.get("params"), "a layer's params"),
+                    trainable=_flag(raw.get("trainable"), "a layer's trainable"),
+                    weights=tuple(_weight(w) for w in _items(raw.get("weights"), "weights")),
+                    digest=_text(raw.get("digest"), "a layer's digest"),
+                    index=index,
+                    runner=runner,
+                )
+            )
+        object.__setattr__(model, "layers", tuple(layers))
+        return model
 
-def _refuse_oversized(path: Path) -> None:
-    """Reject a file whose weights alone would be absurd before Keras allocates anything."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            size = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile:
-        raise SubmissionError("the saved model is not a valid .keras file", reason="bad_model")
-    if size > 4 * MAX_PARAMS:
-        raise SubmissionError(
-            f"the saved model unpacks to {size:,} bytes; no activity needs that much",
-            reason="model_too_large",
+    # -- as Keras reads -------------------------------------------------------------------
+
+    def count_params(self) -> int:
+        return self.trainable_params + self.non_trainable_params
+
+    def get_compile_config(self) -> dict | None:
+        return copy.deepcopy(self.compile_config)
+
+    @property
+    def trainable_weights(self) -> tuple[WeightInfo, ...]:
+        return tuple(w for w in self.weights if w.trainable)
+
+    @property
+    def non_trainable_weights(self) -> tuple[WeightInfo, ...]:
+        return tuple(w for w in self.weights if not w.trainable)
+
+    # -- run in the inspector ------------------------------------------------------------
+
+    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
+        """``model.predict(x)`` in the inspector (``verbose`` is always 0 there)."""
+        return self._run("predict", x, batch_size=batch_size)
+
+    def evaluate(self, x, y, batch_size=None, verbose=0):
+        """``model.evaluate(x, y)`` in the inspector: the loss, or [loss, *metrics]."""
+        result = self._run("evaluate", x, y, batch_size=batch_size)
+        if isinstance(result, list):
+            return [_number(v) for v in result]
+        return _number(result)
+
+    def fit(self, x, y, epochs=1, batch_size=None, verbose=0, validation_split=0.0, shuffle=True):
+        """``model.fit`` on the inspector's copy (the description keeps the state it was
+        read in); returns the history, as ``History.history``."""
+        return self._run(
+            "fit",
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            shuffle=shuffle,
         )
 
+    def get_weights(self) -> list[np.ndarray]:
+        """The model's weight values, read from the inspector."""
+        return _weights(self.runner, None)
 
-def layers(model) -> list[LayerInfo]:
+    def _run(self, what: str, *args, **kwargs):
+        if self.runner is None:
+            raise RubricError(SNAPSHOT_MESSAGE.format(what=what))
+        return self.runner(what, args, kwargs)
+
+
+def _weights(runner, layer: int | None) -> list[np.ndarray]:
+    if runner is None:
+        raise RubricError(SNAPSHOT_MESSAGE.format(what="get_weights"))
+    values = runner("weights", (layer,), {})
+    if not isinstance(values, list) or not all(isinstance(v, np.ndarray) for v in values):
+        from dlgrade.sandbox.inspector import ModelRunError
+
+        raise ModelRunError("the inspector answered something else than weights")
+    return values
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _mapping(value: Any, what: str) -> dict:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _Malformed(f"{what} is not a mapping")
+    return value
+
+
+def _items(value: Any, what: str) -> list:
+    if not isinstance(value, list) or len(value) > _MAX_LAYERS:
+        raise _Malformed(f"{what} is not a list of at most {_MAX_LAYERS:,} items")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) > _MAX_NAME:
+        raise _Malformed(f"{what} is not a short string")
+    return value
+
+
+def _count(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= 10**12:
+        raise _Malformed(f"{what} is not a count")
+    return value
+
+
+def _flag(value: Any, what: str) -> bool:
+    if type(value) is not bool:
+        raise _Malformed(f"{what} is not true or false")
+    return value
+
+
+def _dims(value: Any, what: str) -> tuple:
+    if not isinstance(value, tuple | list) or len(value) > 32:
+        raise _Malformed(f"{what} is not a shape")
+    if not all(d is None or (type(d) is int and 0 <= d <= 2**40) for d in value):
+        raise _Malformed(f"{what} is not a shape")
+    return tuple(value)
+
+
+def _shape(value: Any, what: str):
+    """A shape, a list of shapes (a model with several inputs), or None (not defined)."""
+    if value is None:
+        return None
+    several = isinstance(value, tuple | list) and all(isinstance(v, tuple | list) for v in value)
+    if several and value:
+        if len(value) > 64:
+            raise _Malformed(f"{what} lists too many shapes")
+        return [_dims(v, what) for v in value]
+    return _dims(value, what)
+
+
+def _weight(value: Any) -> WeightInfo:
+    value = _mapping(value, "a weight")
+    shape = _dims(value.get("shape"), "a weight's shape")
+    if None in shape:
+        raise _Malformed("a weight's shape is not defined")
+    return WeightInfo(
+        path=_text(value.get("path"), "a weight's path"),
+        shape=shape,
+        dtype=_text(value.get("dtype"), "a weight's dtype"),
+        trainable=_flag(value.get("trainable"), "a weight's trainable"),
+    )
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        from dlgrade.sandbox.inspector import ModelRunError
+
+        raise ModelRunError(f"the inspector answered {type(value).__name__} for a number")
+    return float(value)
+
+
+def load(path: Path, inspector=None, *, runner=None) -> InspectedModel:
+    """The saved model at ``path`` (a trusted copy), loaded and described by ``inspector``
+    (a :class:`~dlgrade.sandbox.inspector.ModelInspector`); a malformed archive, a
+    ``Lambda`` layer or anything that fails in the inspector is the student's error
+    (``bad_model``, ``unsafe_model``).
+
+    ``runner(handle)``: what runs the loaded model (``predict`` and friends); None: a
+    snapshot, released in the inspector at once. Without ``inspector`` a throwaway one
+    is started for this model alone (seconds: it imports TensorFlow).
+    """
+    from dlgrade.sandbox.inspector import ModelInspector, check_archive
+
+    path = Path(path)
+    check_archive(path)
+    if inspector is None:
+        inspector = ModelInspector()
+        try:
+            return load(path, inspector)
+        finally:
+            inspector.close()
+    handle, description = inspector.load(path)
+    run = runner(handle) if runner is not None else None
+    model = InspectedModel.from_description(description, source=path.name, runner=run)
+    if run is None:
+        inspector.release(handle)
+    else:  # the runner lives as long as the model or one of its layers does
+        weakref.finalize(run, inspector.release, handle)
+    return model
+
+
+def layers(model: InspectedModel) -> list[LayerInfo]:
     """The model's layers in order, excluding the implicit input layer."""
     out = []
     for layer in model.layers:
-        config = layer.get_config()
+        config = layer.config
         activation = config.get("activation")
         if isinstance(activation, dict):  # a serialised activation object
-            activation = activation.get("config", {}).get("name") or activation.get("class_name")
+            activation = _activation_name(activation)
         kernel = config.get("kernel_size")
         out.append(
             LayerInfo(
-                class_name=type(layer).__name__,
+                class_name=layer.class_name,
                 units=config.get("units") or config.get("filters"),
                 activation=activation,
-                kernel_size=tuple(kernel) if kernel is not None else None,
-                params=int(layer.count_params()),
-                trainable=bool(layer.trainable),
+                kernel_size=tuple(kernel) if isinstance(kernel, list | tuple) else None,
+                params=layer.params,
+                trainable=layer.trainable,
             )
         )
     return out
 
 
-def param_counts(model) -> tuple[int, int, int]:
+def param_counts(model: InspectedModel) -> tuple[int, int, int]:
     """(total, trainable, non-trainable) parameter counts."""
-    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
-    frozen = sum(int(w.numpy().size) for w in model.non_trainable_weights)
+    trainable, frozen = model.trainable_params, model.non_trainable_params
     return trainable + frozen, trainable, frozen
 
 
-def compile_settings(model) -> CompileSettings:
+def compile_settings(model: InspectedModel) -> CompileSettings:
     """What ``model.compile`` was given, read back from the saved compile config."""
-    config: dict[str, Any] = model.get_compile_config() or {}
+    config: dict[str, Any] = model.compile_config or {}
     optimizer = config.get("optimizer")
     name = lr = None
     if isinstance(optimizer, dict):
         name = optimizer.get("class_name")
-        lr = optimizer.get("config", {}).get("learning_rate")
+        inner = optimizer.get("config")
+        lr = inner.get("learning_rate") if isinstance(inner, dict) else None
     elif isinstance(optimizer, str):
         name = optimizer
-    if isinstance(lr, dict):  # a learning-rate schedule
+    if isinstance(lr, bool) or not isinstance(lr, int | float):  # a schedule, or not set
         lr = None
     return CompileSettings(
         optimizer=name.lower() if isinstance(name, str) else None,
-        learning_rate=float(lr) if isinstance(lr, int | float) else None,
+        learning_rate=float(lr) if lr is not None else None,
         loss=_name_of(config.get("loss")),
         metrics=tuple(n for n in (_name_of(m) for m in _flat(config.get("metrics"))) if n),
     )
@@ -246,11 +491,18 @@ def _name_of(value: Any) -> str | None:
         if isinstance(config, str):  # a plain function, e.g. keras.losses.binary_crossentropy
             value = config
         else:
-            value = (config or {}).get("name") or value.get("class_name")
+            inner = config.get("name") if isinstance(config, dict) else None
+            value = inner or value.get("class_name")
     if not isinstance(value, str):
         return None
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", value).lower()
     return snake.replace("cross_entropy", "crossentropy")
+
+
+def _activation_name(value: dict) -> Any:
+    """The name in a serialised activation (``{"class_name": ..., "config": {"name": ...}}``)."""
+    config = value.get("config")
+    return (config.get("name") if isinstance(config, dict) else None) or value.get("class_name")
 
 
 # -- what a rubric expects of a model: one spec for the architecture and compile checks ------
@@ -340,7 +592,7 @@ def _normalised(key: str, value: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
     if key == "activation" and isinstance(value, dict):  # a serialised activation object
-        value = value.get("config", {}).get("name") or value.get("class_name")
+        value = _activation_name(value)
     if key == "activation" and value is None:
         return "linear"
     return value
@@ -358,16 +610,16 @@ def _same(key: str, want: Any, got: Any) -> bool:
     return want == got
 
 
-def _student_layers(model) -> list[tuple[str, dict]]:
+def _student_layers(model: InspectedModel) -> list[tuple[str, dict]]:
     """(class name, config) per layer, the input layer dropped and an ``Activation`` (or a
     plain ``ReLU``) folded into the layer before it when that one is linear: the book's
     ``Dense(512)`` then ``Activation("relu")`` is ``Dense(512, activation="relu")``."""
     out: list[tuple[str, dict]] = []
     for layer in model.layers:
-        kind = type(layer).__name__
+        kind = layer.class_name
         if kind == "InputLayer":
             continue
-        config = dict(layer.get_config())
+        config = layer.get_config()
         folded = None
         if kind == "Activation":
             folded = _normalised("activation", config.get("activation"))
@@ -401,7 +653,7 @@ def _describe_layer(kind: str, config: dict, keys) -> str:
     return f"{kind}({', '.join(shown)})"
 
 
-def architecture_problems(model, spec: list[Layer]) -> list[str]:
+def architecture_problems(model: InspectedModel, spec: list[Layer]) -> list[str]:
     """Per-layer differences between ``model`` and ``spec``, as diff lines (empty: equal)."""
     got = _student_layers(model)
     want = _spec_layers(spec)
@@ -431,7 +683,12 @@ def architecture_problems(model, spec: list[Layer]) -> list[str]:
 
 
 def expect_architecture(
-    model, spec: list[Layer], call: str, *, params: int | None = None, trainable: int | None = None
+    model: InspectedModel,
+    spec: list[Layer],
+    call: str,
+    *,
+    params: int | None = None,
+    trainable: int | None = None,
 ) -> None:
     """Fail the check, with a per-layer diff, unless ``model`` has ``spec``'s layers and
     (when given) ``params`` parameters of which ``trainable`` are trainable."""
@@ -454,7 +711,7 @@ def expect_architecture(
         )
 
 
-def compile_problems(model, want: Compiled) -> list[str]:
+def compile_problems(model: InspectedModel, want: Compiled) -> list[str]:
     """What differs between ``model``'s compile settings and ``want`` (empty: as expected)."""
     settings = compile_settings(model)
     problems = []
@@ -467,8 +724,9 @@ def compile_problems(model, want: Compiled) -> list[str]:
         got = "not set" if settings.learning_rate is None else f"{settings.learning_rate:.6g}"
         problems.append(f"learning rate {got}, expected {want.learning_rate:g}")
     if want.optimizer_config:
-        config = (model.get_compile_config() or {}).get("optimizer") or {}
-        given = config.get("config", {}) if isinstance(config, dict) else {}
+        config = (model.compile_config or {}).get("optimizer") or {}
+        given = config.get("config") if isinstance(config, dict) else None
+        given = given if isinstance(given, dict) else {}
         for key, value in want.optimizer_config:
             got = given.get(key)
             if not isinstance(got, int | float) or abs(float(got) - value) > 1e-7:
@@ -483,25 +741,27 @@ def compile_problems(model, want: Compiled) -> list[str]:
     return problems
 
 
-def expect_compiled(model, want: Compiled, call: str) -> None:
+def expect_compiled(model: InspectedModel, want: Compiled, call: str) -> None:
     """Fail the check, naming each differing setting, unless ``model`` is compiled as ``want``."""
     __tracebackhide__ = True
     from dlgrade.rubric import fail
 
-    if not (model.get_compile_config() or {}):
+    if not (model.compile_config or {}):
         fail(f"{call} is not compiled; call model.compile({want}) before returning it")
     problems = compile_problems(model, want)
     if problems:
         fail(f"{call} is compiled with " + "; ".join(problems))
 
 
-# -- running the student's model on the trusted side ------------------------------------------
+# -- running the student's model ----------------------------------------------------------
 
 
 class student_model:
-    """``with models.student_model("build_model(num_classes=5)"):`` around Keras calls on a
-    student's model (evaluate, predict, fit): an error there is the model's — a head of the
-    wrong width, a wrong input shape — and is reported as the student's, never as ours."""
+    """``with models.student_model("build_model(num_classes=5)"):`` around ``predict``,
+    ``evaluate`` or ``fit`` of a student's model: an error there is the model's — a head of
+    the wrong width, a wrong input shape — and is reported as the student's (``bad_model``,
+    naming the call that built it), never as ours. The model runs in the student's model
+    inspector; Keras errors raised here (a rubric's own Keras) count the same."""
 
     def __init__(self, call: str):
         self.call = call
@@ -510,12 +770,16 @@ class student_model:
         return self
 
     def __exit__(self, kind, exc, tb) -> bool:
-        if exc is None or not isinstance(exc, (ValueError, TypeError, *_tf_errors())):
+        from dlgrade.sandbox.inspector import ModelRunError
+
+        if isinstance(exc, ModelRunError):
+            detail = exc.detail
+        elif exc is not None and isinstance(exc, (ValueError, TypeError, *_tf_errors())):
+            detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:600]}"
+        else:
             return False
-        text = " ".join(str(exc).split())
         raise SubmissionError(
-            f"the model from {self.call} cannot be run on the grader's data: "
-            f"{type(exc).__name__}: {text[:600]}",
+            f"the model from {self.call} cannot be run on the grader's data: {detail}",
             reason="bad_model",
         ) from None
 

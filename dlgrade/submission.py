@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,7 +16,8 @@ from dlgrade.sandbox import WorkerSession
 
 
 class BuiltModel(NamedTuple):
-    """A model built by the submission: its handle, the trusted copy, and the call made."""
+    """A model built by the submission: its handle (in the worker), what the model inspector
+    read of it (:class:`dlgrade.models.InspectedModel`), and the call made."""
 
     handle: Handle
     model: Any
@@ -30,6 +32,21 @@ BUDGET_MESSAGE = (
     "its checks) was spent: your code had used {spent:.0f} s in earlier checks, so this call "
     "had only {limit:g} s."
 )
+
+
+class _Runner:
+    """Runs an inspected model of this submission in its inspector, seeded for the running
+    check and under the check's call limit."""
+
+    def __init__(self, submission: Submission, handle: Handle):
+        self._submission = submission
+        self._handle = handle
+
+    def __call__(self, what: str, args: tuple, kwargs: dict) -> Any:
+        submission = self._submission
+        inspector = submission._ready_inspector()
+        limit = submission.timeout or submission.session.limits.call_timeout
+        return inspector.run(what, self._handle, args, kwargs, timeout=limit)
 
 
 class RemoteFunction:
@@ -80,6 +97,7 @@ class Submission:
         self._spent: dict[str, float] = {}
         self._mark = 0.0
         self._inspected: dict[tuple, Any] = {}  # inspect_model's results, per call
+        self._inspector = None  # the student's model inspector, started when first needed
 
     def begin_check(self, activity: str, timeout: float, budget: float | None) -> None:
         """Before each check: its per-call limit and its activity's budget."""
@@ -145,11 +163,12 @@ class Submission:
     def build_model(
         self, function: RemoteFunction, /, *, unbuilt_shape=None, **kwargs: Any
     ) -> BuiltModel:
-        """Call a model-building function of the submission and load what it built.
+        """Call a model-building function of the submission and inspect what it built.
 
         ``submission.build_model(student.build_model, input_dim=30)`` returns the handle
-        (to train it in the worker), the trusted copy (to inspect) and ``"build_model(
-        input_dim=30)"`` for messages; anything but a model fails the check.
+        (to train it in the worker), the inspected model (to look at, and to run on the
+        grader's data in the model inspector) and ``"build_model(input_dim=30)"`` for
+        messages; anything but a model fails the check.
         ``unbuilt_shape``: the activity's input shape, to build a model Keras 3 left unbuilt
         (the book's Sequential without ``Input``); see :meth:`load_model`.
         """
@@ -157,47 +176,83 @@ class Submission:
         from dlgrade import expect
 
         call = f"{function._name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+        self.model_inspector().start()  # its TensorFlow loads while the student's code runs
         handle = expect.handle(function(**kwargs), call)
         return BuiltModel(handle, self.load_model(handle, unbuilt_shape=unbuilt_shape), call)
 
     def inspect_model(self, function: RemoteFunction, /, *, unbuilt_shape=None, **kwargs: Any):
-        """The trusted copy of what ``function(**kwargs)`` builds, and the call, for checks
-        that only *look* at the model (architecture, compile settings, parameter counts).
+        """What ``function(**kwargs)`` builds, as the inspector read it, and the call, for
+        checks that only *look* at the model (architecture, compile settings, parameter
+        counts).
 
         The call is made once per submission and its result shared by every check that
-        inspects the same call: the copy is a snapshot taken right after the build, and the
-        handle is never handed out, so no check can train or change what another inspects.
-        A failure that is the student's (an exception, a wrong type, a timeout charged to
-        them) is shared the same way; anything else is not remembered.
+        inspects the same call: the description is a snapshot taken right after the build
+        (it cannot be run or trained), and the handle is never handed out, so no check can
+        train or change what another inspects. A failure that is the student's (an
+        exception, a wrong type, a timeout charged to them, a model the inspector cannot
+        load) is shared the same way; anything else is not remembered.
         """
         __tracebackhide__ = True
+        from dlgrade import expect
         from dlgrade.errors import SubmissionError
 
         key = (function._module, function._name, repr(sorted(kwargs.items())), repr(unbuilt_shape))
         if key not in self._inspected:
+            call = f"{function._name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
             try:
-                built = self.build_model(function, unbuilt_shape=unbuilt_shape, **kwargs)
+                self.model_inspector().start()
+                handle = expect.handle(function(**kwargs), call)
+                model = self._inspect(handle, unbuilt_shape=unbuilt_shape, snapshot=True)
             except SubmissionError as exc:
                 self._inspected[key] = exc
                 raise
-            self.session.release(built.handle)
-            self._inspected[key] = (built.model, built.call)
+            self.session.release(handle)
+            self._inspected[key] = (model, call)
         found = self._inspected[key]
         if isinstance(found, BaseException):
             raise found.with_traceback(None)
         return found
 
     def load_model(self, handle: Handle, *, unbuilt_shape=None):
-        """Export the model behind ``handle`` and load it here with ``safe_mode=True``.
+        """Export the model behind ``handle`` and have the model inspector load it
+        (``safe_mode=True``) and describe it: an :class:`~dlgrade.models.InspectedModel`,
+        whose ``predict``/``evaluate``/``fit`` run in the inspector on the grader's data.
 
         A model Keras left unbuilt is built in the worker with ``unbuilt_shape`` first (the
         grader's choice: the book's 6.01 model is correct and builds when it first sees
         data); without a shape, the check fails telling the student to add ``keras.Input``.
         """
         __tracebackhide__ = True
+        return self._inspect(handle, unbuilt_shape=unbuilt_shape, snapshot=False)
+
+    def _inspect(self, handle: Handle, *, unbuilt_shape, snapshot: bool):
         from dlgrade import models
 
-        return models.load(self.export_model(handle, unbuilt_shape=unbuilt_shape))
+        self.model_inspector().start()  # its TensorFlow loads while the worker saves
+        path = self.export_model(handle, unbuilt_shape=unbuilt_shape)
+        try:
+            inspector = self._ready_inspector()
+            runner = None if snapshot else (lambda found: _Runner(self, found))
+            return models.load(path, inspector, runner=runner)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def model_inspector(self):
+        """This student's model inspector (:class:`dlgrade.sandbox.inspector.ModelInspector`):
+        one per student, started when a check first needs it, closed with the session."""
+        if self._inspector is None:
+            from dlgrade.sandbox.inspector import ModelInspector
+
+            self._inspector = ModelInspector.for_session(self.session)
+        return self._inspector
+
+    def _ready_inspector(self):
+        """The inspector, seeded for the running check (as the worker is)."""
+        from dlgrade import models
+
+        inspector = self.model_inspector()
+        inspector.seed(models.check_seed(), self.session.check)
+        return inspector
 
     def feed(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """One of the grader's own inputs, built in the worker (see :mod:`dlgrade.feeds`):
@@ -269,8 +324,17 @@ class Submission:
 
     def share(self, source: Path) -> Path:
         """Copy a trusted file where the worker can read it; return the path it sees."""
+        from dlgrade import safeio
+
         inbox = self.session.exchange_dir / "inbox"
         inbox.mkdir(exist_ok=True)
-        target = inbox / Path(source).name
-        shutil.copyfile(source, target)
-        return target
+        name = safeio.check_name(Path(source).name)
+        # The inbox is the grader's, but it sits in the worker's exchange folder: nothing
+        # there is followed, and what is under the name is replaced, never written through.
+        with safeio.open_dir(inbox) as dir_fd, open(source, "rb") as src:
+            safeio.remove(dir_fd, name)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
+            with os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        return inbox / name

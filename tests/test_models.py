@@ -1,12 +1,12 @@
-"""The model side of the engine: one layer spec for the architecture and compile checks, the
-grader's own models (dlgrade.feeds), unbuilt models, and errors a student's model causes on
-the trusted side."""
+"""The model side of the engine: one layer spec for the architecture and compile checks (read
+from the model inspector's description), the grader's own models (dlgrade.feeds), unbuilt
+models, and errors a student's model causes on the grader's data."""
 
 from __future__ import annotations
 
 import pytest
 
-from dlgrade import models
+from dlgrade import feeds, models
 from dlgrade.errors import SubmissionError
 from dlgrade.rubric import CheckFailed
 from dlgrade.sandbox import WorkerSession
@@ -23,8 +23,17 @@ def keras():
     return models.keras()
 
 
-def sequential(keras, *layers, inputs=(60,)):
-    return keras.Sequential([keras.Input(shape=inputs), *layers])
+def inspected(model) -> models.InspectedModel:
+    """What the model inspector tells the trusted side about ``model`` (its description,
+    made here by the inspector's own code, and checked as the trusted side checks it)."""
+    return models.InspectedModel.from_description(feeds.describe(model))
+
+
+def sequential(keras, *layers, inputs=(60,), compile=None):
+    model = keras.Sequential([keras.Input(shape=inputs), *layers])
+    if compile is not None:
+        model.compile(**compile)
+    return inspected(model)
 
 
 def test_the_books_model_matches_its_spec(keras):
@@ -101,8 +110,8 @@ def test_int_and_tuple_kernel_sizes_are_the_same(keras):
 
 
 def test_compile_settings_are_named_one_by_one(keras):
-    model = sequential(keras, keras.layers.Dense(1))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01, beta_1=0.9), loss="mse")
+    adam = keras.optimizers.Adam(learning_rate=0.01, beta_1=0.9)
+    model = sequential(keras, keras.layers.Dense(1), compile={"optimizer": adam, "loss": "mse"})
     want = models.Compiled(
         optimizer="adam",
         learning_rate=0.0002,
@@ -129,7 +138,7 @@ def test_an_error_the_students_model_causes_here_is_the_students(keras):
     """A head of the wrong width makes Keras raise on the trusted side: bad_model, not ours."""
     import numpy as np
 
-    model = sequential(keras, keras.layers.Dense(120, activation="softmax"), inputs=(4,))
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(120, "softmax")])
     model.compile(loss="categorical_crossentropy")
     with pytest.raises(SubmissionError) as raised, models.student_model("build_model()"):
         model.evaluate(np.zeros((8, 4)), np.zeros((8, 5)), verbose=0)

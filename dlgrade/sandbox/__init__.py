@@ -5,7 +5,9 @@
 - :mod:`~dlgrade.sandbox.process`: one live worker process, its pipes and its output;
 - :mod:`~dlgrade.sandbox.folders`: the worker's folders (the scratch copy, home, exchange);
 - :mod:`~dlgrade.sandbox.session`: :class:`WorkerSession`, the request loop and the
-  diagnosis of a failed call, in one place.
+  diagnosis of a failed call, in one place;
+- :mod:`~dlgrade.sandbox.inspector`: :class:`ModelInspector`, the jailed worker that loads
+  and runs a student's saved models, and the bounded check of their archives.
 """
 
 from dlgrade.sandbox.folders import copy_submission
@@ -24,6 +26,7 @@ from dlgrade.sandbox.limits import (
 )
 from dlgrade.sandbox.process import NATIVE_LOG_LINE, OutputCapture
 from dlgrade.sandbox.session import LIMIT_REASONS, WorkerSession
+from dlgrade.sandbox.inspector import ModelInspector, ModelRunError, check_archive  # noqa: I001
 
 __all__ = [
     "CPU_LIMIT_MESSAGE",
@@ -35,8 +38,11 @@ __all__ = [
     "PROCESS_LIMIT_MESSAGE",
     "IsolationWarning",
     "Limits",
+    "ModelInspector",
+    "ModelRunError",
     "OutputCapture",
     "WorkerSession",
+    "check_archive",
     "copy_submission",
     "describe",
     "gib_option",
