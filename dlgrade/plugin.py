@@ -256,10 +256,13 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
 
 
 def _setting_lines(state: GradingState) -> list[str]:
+    from dlgrade import environment
+
     return [
         sandbox.describe(state.limits, gpu=state.device.is_gpu),
         state.device.describe(),
         _data_line(state),
+        environment.describe(),
     ]
 
 

@@ -3,7 +3,9 @@
 A mutant is a small file under tests/mutants/: which checks it must fail (`# kills:`), then
 the reference lines it replaces (`---`) and their replacement (`+++`). Keeping mutants as
 edits of the reference means they follow the reference when it changes, and a reviewer
-sees the one mistake at a glance. A mutant may also fail a check it does not name only when
+sees the one mistake at a glance. A mutant whose mistake only another style can make edits
+that acceptance variant instead, named in its header (`# base: pytorch` edits
+tests/variants/pytorch/). A mutant may also fail a check it does not name only when
 that cannot be avoided, listed with its reason (`# knock-on: check — why`).
 """
 
@@ -18,6 +20,8 @@ from tests.conftest import MUTANTS, REFERENCE, rubric_files
 
 pytestmark = pytest.mark.slow
 
+VARIANTS = Path(__file__).resolve().parent / "variants"
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -28,6 +32,8 @@ class Mutant:
     after: str
     #: check → why it fails too and cannot be kept from failing (``# knock-on: check — why``)
     knock_ons: dict[str, str] = field(default_factory=dict)
+    #: the folder of the module the edit applies to: the reference, or a variant's (``# base:``)
+    base: Path = REFERENCE
 
     @classmethod
     def parse(cls, path: Path) -> "Mutant":
@@ -42,6 +48,13 @@ class Mutant:
             if line.startswith("# knock-on:"):
                 check, _, why = line.split(":", 1)[1].partition("—")
                 knock_ons[check.strip()] = why.strip()
+        bases = [
+            line.split(":", 1)[1].strip()
+            for line in header.splitlines()
+            if line.startswith("# base:")
+        ]
+        base = VARIANTS / bases[0] if bases else REFERENCE
+        assert base.is_dir(), f"{path.name}: no variant {bases[0]!r} under {VARIANTS}"
         return cls(
             name=path.stem,
             activity=path.stem.split("-", 1)[0],
@@ -49,12 +62,14 @@ class Mutant:
             before=before,
             after=after,
             knock_ons=knock_ons,
+            base=base,
         )
 
     def write(self, folder: Path) -> Path:
-        """The reference for this activity with the one edit applied, in ``folder``."""
+        """The base module (the reference, or a variant's) with the one edit applied, in
+        ``folder``."""
         module = f"activity_{self.activity.replace('.', '_')}.py"
-        source = (REFERENCE / module).read_text()
+        source = (self.base / module).read_text()
         assert source.count(self.before) == 1, f"{self.name}: the lines to replace must occur once"
         folder.mkdir()
         (folder / module).write_text(source.replace(self.before, self.after))
@@ -80,7 +95,7 @@ def rubric_checks(activity: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("path", MUTANT_FILES, ids=[p.stem for p in MUTANT_FILES])
-def test_mutant_fails_the_checks_it_names_and_no_other(grade, tmp_path, path):
+def test_mutant_fails_the_checks_it_names_and_no_other(request, grade, tmp_path, path):
     """Every named check catches the mistake, and no other check takes points for it (one
     mistake, one deduction), except a knock-on the mutant file lists with its reason.
 
@@ -91,6 +106,12 @@ def test_mutant_fails_the_checks_it_names_and_no_other(grade, tmp_path, path):
     ``benchmarks/knock_on.py`` grades every mutant at the standard tier.
     """
     mutant = Mutant.parse(path)
+    if mutant.base != REFERENCE:
+        # a subclassed model cannot be graded yet (issue 24, item 1): strict, so the day it
+        # is, these mutants must be shown to be killed
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="subclassed models are not graded yet")
+        )
     checks = rubric_checks(mutant.activity)
     assert set(mutant.kills) <= set(checks), f"unknown checks in {path.name}"
     assert set(mutant.knock_ons) <= set(checks), f"unknown knock-on checks in {path.name}"
@@ -134,6 +155,19 @@ def test_a_knock_on_line_is_read_with_its_reason(tmp_path):
     assert mutant.knock_ons == {
         "trace_is_recorded_every_50_iterations_and_stays_balanced": "train_gan calls realData"
     }
+
+
+def test_a_base_line_applies_the_edit_to_that_variant(tmp_path):
+    path = tmp_path / "5.01-example.mutant"
+    path.write_text(
+        "# base: pytorch\n# kills: model_architecture\n---\n"
+        "        x = self.relu(self.conv(x))\n+++\n        x = self.conv(x)\n"
+    )
+    mutant = Mutant.parse(path)
+    assert mutant.base == VARIANTS / "pytorch"
+    written = (mutant.write(tmp_path / "out") / "activity_5_01.py").read_text()
+    original = (VARIANTS / "pytorch" / "activity_5_01.py").read_text()
+    assert written == original.replace("self.relu(self.conv(x))", "self.conv(x)") != original
 
 
 @pytest.mark.parametrize(
