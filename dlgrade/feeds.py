@@ -188,7 +188,7 @@ def describe(model) -> dict:
                 "digest": _digest(layer.get_weights()),
             }
         )
-    return {
+    described = {
         "class_name": type(model).__name__[:200],
         "input_shape": _shape(model, "input_shape"),
         "output_shape": _shape(model, "output_shape"),
@@ -198,6 +198,36 @@ def describe(model) -> dict:
         "non_trainable_params": _size(model.non_trainable_weights),
         "compile_config": _plain(model.get_compile_config() or None),
     }
+    operations = _operations(model)
+    if operations is not None:
+        described["operations"] = operations
+    return described
+
+
+def _operations(model) -> list | None:
+    """A functional model's graph in order, where it holds operations that are not layers
+    (``keras.ops.relu(x)`` in a traced subclassed model's ``call()``): each entry is the
+    index of a layer in ``model.layers``, or an operation's class and config. None where
+    every operation is a layer (the description then has no ``operations``)."""
+    ops = getattr(model, "operations", None)
+    if type(model).__name__ != "Functional" or not isinstance(ops, list):
+        return None
+    index = {id(layer): i for i, layer in enumerate(model.layers)}
+    if all(id(op) in index for op in ops):
+        return None
+    out: list = []
+    for op in ops[:MAX_LAYERS]:
+        if id(op) in index:
+            out.append({"layer": index[id(op)]})
+            continue
+        try:
+            config = op.get_config()
+        except Exception:  # noqa: BLE001 - an operation without a config
+            config = {}
+        out.append(
+            {"op": type(op).__name__[:200], "name": str(op.name)[:200], "config": _plain(config)}
+        )
+    return out
 
 
 def predict(model, x, batch_size=None):

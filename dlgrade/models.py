@@ -134,6 +134,17 @@ BAD_DESCRIPTION_MESSAGE = (
     "the grader's model inspector described your saved model ({name}) in a form that is "
     "not a model's ({problem}). Return a plain Keras model built from Keras's own layers."
 )
+#: a subclassed model whose traced functional graph computes something else than it does
+TRACED_MISMATCH_MESSAGE = (
+    "your {cls} was graded by the Keras layers its call() goes through (the grader never "
+    "runs your class itself), but on {n} random inputs the grader chose, those layers and "
+    "your {cls} disagree: {detail}. So call() computes something besides its layers (Python "
+    "that branches on values, TensorFlow code outside Keras layers, a layer that behaves "
+    "differently when called eagerly). Write the model as a keras.Sequential or with the "
+    "functional API, or keep call() to Keras's own layers and keras.ops."
+)
+#: how many random inputs a traced model is compared on
+PROBE_BATCH = 4
 #: a rubric asked to run a model it only inspected (our bug, never the student's)
 SNAPSHOT_MESSAGE = (
     "{what}() on a model from Submission.inspect_model: that is a snapshot to look at; use "
@@ -155,6 +166,32 @@ class WeightInfo:
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class InspectedOperation:
+    """A step of a functional graph that is not a layer: ``keras.ops.relu(x)`` is
+    ``InspectedOperation("Relu", "relu", {...})``."""
+
+    class_name: str
+    name: str
+    config: dict = field(repr=False)
+
+
+#: keras.ops activations (their operation classes) folded like an ``Activation`` layer
+_OPERATION_ACTIVATIONS = {
+    "Relu": "relu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Softmax": "softmax",
+    "Elu": "elu",
+    "Selu": "selu",
+    "Gelu": "gelu",
+    "Silu": "silu",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "LeakyRelu": "leaky_relu",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,6 +241,10 @@ class InspectedModel:
     #: the saved file it was read from (for messages)
     source: str = ""
     runner: Any = field(default=None, repr=False, compare=False)
+    #: a functional graph with operations that are not layers (``keras.ops.relu`` in a
+    #: traced ``call()``), in order: a layer's index in ``layers``, or an
+    #: :class:`InspectedOperation`. Empty where every step is a layer.
+    operations: tuple = field(default=(), repr=False)
 
     @classmethod
     def from_description(cls, description: Any, *, source: str = "", runner=None):
@@ -253,6 +294,24 @@ class InspectedModel:
                 )
             )
         object.__setattr__(model, "layers", tuple(layers))
+        operations = []
+        raw_ops = d.get("operations")
+        for index, raw in enumerate(_items(raw_ops, "operations") if raw_ops is not None else ()):
+            raw = _mapping(raw, f"operation {index + 1}")
+            if "layer" in raw:
+                at = raw.get("layer")
+                if type(at) is not int or not 0 <= at < len(layers):
+                    raise _Malformed(f"operation {index + 1} names no layer")
+                operations.append(at)
+            else:
+                operations.append(
+                    InspectedOperation(
+                        class_name=_text(raw.get("op"), "an operation's class"),
+                        name=_text(raw.get("name"), "an operation's name"),
+                        config=_mapping(raw.get("config"), "an operation's config"),
+                    )
+                )
+        object.__setattr__(model, "operations", tuple(operations))
         return model
 
     # -- as Keras reads -------------------------------------------------------------------
@@ -393,7 +452,7 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def load(path: Path, inspector=None, *, runner=None) -> InspectedModel:
+def load(path: Path, inspector=None, *, runner=None, check=None) -> InspectedModel:
     """The saved model at ``path`` (a trusted copy), loaded and described by ``inspector``
     (a :class:`~dlgrade.sandbox.inspector.ModelInspector`); a malformed archive, a
     ``Lambda`` layer or anything that fails in the inspector is the student's error
@@ -415,12 +474,70 @@ def load(path: Path, inspector=None, *, runner=None) -> InspectedModel:
             inspector.close()
     handle, description = inspector.load(path)
     run = runner(handle) if runner is not None else None
-    model = InspectedModel.from_description(description, source=path.name, runner=run)
+    try:
+        model = InspectedModel.from_description(description, source=path.name, runner=run)
+        if check is not None:  # e.g. a traced model's probe, on the loaded copy
+            model = check(handle, model)
+    except BaseException:
+        inspector.release(handle)
+        raise
     if run is None:
         inspector.release(handle)
     else:  # the runner lives as long as the model or one of its layers does
         weakref.finalize(run, inspector.release, handle)
     return model
+
+
+def probe_inputs(model: InspectedModel, seed: int | None) -> np.ndarray:
+    """:data:`PROBE_BATCH` random inputs for ``model`` chosen by the grader: token ids below
+    the vocabulary size when the model starts with an ``Embedding``, else uniform in
+    [-1, 1] (float32)."""
+    shape = model.input_shape
+    if not isinstance(shape, tuple) or not shape or not all(
+        type(d) is int and 0 < d <= 4096 for d in shape[1:]
+    ):
+        raise SubmissionError(
+            f"your model's input shape {shape!r} cannot be probed: every dimension but the "
+            "batch must be known (give keras.Input a full shape)",
+            reason="bad_model",
+        )
+    count = PROBE_BATCH * math.prod(shape[1:])
+    if count > 2**24:
+        raise SubmissionError(
+            f"your model's input shape {shape!r} is too large to probe ({count} values)",
+            reason="bad_model",
+        )
+    rng = np.random.default_rng([seed or 0, 24_01])
+    first = next((layer for layer in model.layers if layer.class_name != "InputLayer"), None)
+    if first is not None and first.class_name == "Embedding":
+        vocabulary = first.config.get("input_dim")
+        if type(vocabulary) is int and vocabulary > 0:
+            return rng.integers(0, vocabulary, size=(PROBE_BATCH, *shape[1:])).astype("int32")
+    return rng.uniform(-1.0, 1.0, size=(PROBE_BATCH, *shape[1:])).astype("float32")
+
+
+def compare_outputs(student: Any, traced: Any) -> str | None:
+    """Why the student's outputs and the traced model's differ (None: they agree), with a
+    tolerance fitted to the traced output's dtype (float32 rounding in a different order
+    of operations; 16-bit floats much coarser)."""
+    if not isinstance(student, np.ndarray) or student.dtype.kind not in "fiub":
+        return f"your model's predict() gave {type(student).__name__}, not an array of numbers"
+    if not isinstance(traced, np.ndarray):
+        return "the traced model gave no array"
+    if student.shape != traced.shape:
+        return f"outputs of shape {student.shape} from your model, {traced.shape} from its layers"
+    coarse = traced.dtype.itemsize <= 2 or student.dtype.itemsize <= 2
+    rtol = 5e-2 if coarse else 2e-3
+    want = traced.astype("float64")
+    got = student.astype("float64")
+    finite = want[np.isfinite(want)]
+    atol = rtol * max(1.0, float(np.max(np.abs(finite))) if finite.size else 1.0)
+    if np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True):
+        return None
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(got - want)
+    worst = float(np.nanmax(gap)) if np.isfinite(gap).any() else float("nan")
+    return f"the largest difference is {worst:.3g} (tolerance {atol:.3g})"
 
 
 def layers(model: InspectedModel) -> list[LayerInfo]:
@@ -615,13 +732,27 @@ def _student_layers(model: InspectedModel) -> list[tuple[str, dict]]:
     plain ``ReLU``) folded into the layer before it when that one is linear: the book's
     ``Dense(512)`` then ``Activation("relu")`` is ``Dense(512, activation="relu")``."""
     out: list[tuple[str, dict]] = []
-    for layer in model.layers:
+    steps = [
+        model.layers[step] if isinstance(step, int) else step
+        for step in (model.operations or range(len(model.layers)))
+    ]
+    for layer in steps:
         kind = layer.class_name
         if kind == "InputLayer":
             continue
-        config = layer.get_config()
+        config = copy.deepcopy(layer.config)
         folded = None
-        if kind == "Activation":
+        if isinstance(layer, InspectedOperation):
+            folded = _OPERATION_ACTIVATIONS.get(kind)
+            if kind == "Softmax" and config.get("axis", -1) != -1:
+                folded = None
+            if kind == "LeakyRelu" and config.get("negative_slope", 0.2) != 0.2:
+                folded = None
+            if folded is not None:  # keras.ops.relu(x) reads as Activation("relu")
+                kind, config = "Activation", {"activation": folded}
+            else:
+                kind = f"keras.ops.{_snake(kind)}"
+        elif kind == "Activation":
             folded = _normalised("activation", config.get("activation"))
         elif kind == "ReLU" and not config.get("max_value") and not config.get("negative_slope"):
             folded = "relu"
@@ -634,6 +765,10 @@ def _student_layers(model: InspectedModel) -> list[tuple[str, dict]]:
                 continue  # a linear Activation after anything changes nothing
         out.append((kind, config))
     return out
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _spec_layers(spec: list[Layer]) -> list[tuple[str, dict]]:

@@ -229,13 +229,43 @@ class Submission:
         from dlgrade import models
 
         self.model_inspector().start()  # its TensorFlow loads while the worker saves
-        path = self.export_model(handle, unbuilt_shape=unbuilt_shape)
+        with self.budgeted() as limit:
+            exported = self.session.export(handle, timeout=limit, unbuilt_shape=unbuilt_shape)
+        path = exported.path
+        check = None
+        if exported.traced is not None:
+            check = lambda found, model: self._probe_traced(handle, found, model, exported.traced)  # noqa: E731
         try:
             inspector = self._ready_inspector()
             runner = None if snapshot else (lambda found: _Runner(self, found))
-            return models.load(path, inspector, runner=runner)
+            return models.load(path, inspector, runner=runner, check=check)
         finally:
             path.unlink(missing_ok=True)
+
+    def _probe_traced(self, handle: Handle, found, model, cls: str):
+        """A subclassed model the worker traced (:mod:`dlgrade.tracing`): the functional
+        model it saved must compute what the student's model computes, on inputs the
+        grader chose — the trace is the worker's word, this is the check on it. The
+        inspected model keeps the student's class name."""
+        import dataclasses
+
+        from dlgrade import models
+        from dlgrade.errors import SubmissionError
+
+        x = models.probe_inputs(model, models.check_seed())
+        traced = _Runner(self, found)("predict", (x,), {"batch_size": models.PROBE_BATCH})
+        with self.budgeted() as limit:
+            student = self.session.call_method(
+                handle, "predict", (x,), {"batch_size": models.PROBE_BATCH, "verbose": 0},
+                timeout=limit,
+            )
+        problem = models.compare_outputs(student, traced)
+        if problem is not None:
+            raise SubmissionError(
+                models.TRACED_MISMATCH_MESSAGE.format(cls=cls, n=len(x), detail=problem),
+                reason="bad_model",
+            )
+        return dataclasses.replace(model, class_name=cls)
 
     def model_inspector(self):
         """This student's model inspector (:class:`dlgrade.sandbox.inspector.ModelInspector`):

@@ -88,6 +88,12 @@ def _as_array(value: Any) -> np.ndarray | None:
     return array if array.dtype.kind in "biuf" else None
 
 
+def _is_keras_model(value: Any) -> bool:
+    """A ``keras.Model`` (Keras already imported: a model exists only once it is)."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(value, keras.Model)
+
+
 class _Failure(Exception):
     """An answer of ``ok: false`` with a kind the trusted side maps to an outcome."""
 
@@ -213,6 +219,18 @@ class Worker:
             )
         if getattr(model, "built", True) is False:
             self._build(model, request.get("unbuilt_shape"))
+        traced = None
+        if _is_keras_model(model):
+            from dlgrade import tracing
+
+            if tracing.is_subclassed(model):
+                traced = type(model).__name__[:200]
+                try:
+                    shape = tracing.input_shape(model, request.get("unbuilt_shape"))
+                    model = tracing.trace(model, shape)
+                except tracing.TraceError as exc:
+                    raise _Failure("untraceable_model", str(exc), self._student_traceback(exc))
+                save = model.save
         name = f"model-{request['handle']}-{os.getpid()}.keras"
         try:
             save(str(self.codec.exchange_dir / name))
@@ -222,7 +240,7 @@ class Worker:
                 f"the model could not be saved as .keras: {type(exc).__name__}: {exc}",
                 self._student_traceback(exc),
             )
-        return name
+        return name if traced is None else {"file": name, "traced": traced}
 
     def _build(self, model: Any, shape: Any) -> None:
         """Build a model Keras 3 left unbuilt (a Sequential with no ``Input`` that has not

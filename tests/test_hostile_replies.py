@@ -369,6 +369,38 @@ def test_any_reply_after_student_code_ran_is_a_value_or_the_students_outcome(bar
     assert bare_session.busy_seconds == bare_session.busy_seconds  # never NaN
 
 
+_export_answers = json_tree | st.fixed_dictionaries(
+    {"file": st.text(max_size=20) | json_tree, "traced": st.text(max_size=300) | json_tree}
+)
+
+
+@fuzz(200)
+@given(answer=_export_answers)
+def test_any_answer_to_saving_a_model_is_a_trusted_copy_or_the_students_outcome(
+    bare_session, answer
+):
+    """The worker names the saved file and, for a traced subclassed model, the student's
+    class (dlgrade/tracing.py): any answer is a file taken under the grader's own name and
+    a class name of bounded text, or the student's tampering — never a grader fault."""
+    from dlgrade.protocol import Handle
+
+    session = bare_session
+    session._request = lambda request, timeout, label: answer
+    session._ready = lambda: None
+    session._check_handle = lambda handle: None
+    try:
+        exported = session.export(Handle(1, "keras.Model", session.generation))
+    except SubmissionError as exc:
+        assert exc.reason not in GRADER_FAULTS
+    else:
+        assert exported.path.parent != session.exchange_dir
+        traced = exported.traced
+        assert traced is None or (isinstance(traced, str) and len(traced) <= 200)
+    finally:
+        for name in ("_request", "_ready", "_check_handle"):
+            del session.__dict__[name]
+
+
 @fuzz(150)
 @given(preload=replies, imported=replies)
 def test_any_preload_and_import_reply_never_crashes_the_session(bare_session, preload, imported):

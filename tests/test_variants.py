@@ -31,28 +31,13 @@ NOT_GRADED_HERE = ("data_missing", "runner")
 FULL_ON_REAL_DATA = {"1.01": (), "2.01": ("sonar",), "4.01": ("nltk",), "5.01": ("ibm",)}
 
 
-#: (variant, activities) whose models the grader cannot grade yet: subclassed keras.Models
-#: (issue 24, item 1). Strict: the day they are graded, these tests fail until this goes.
-NOT_GRADED_YET = {"pytorch": ("2.01", "3.01", "3.02", "5.01", "6.01", "7.01")}
-SUBCLASSED_NOT_YET = (
-    "subclassed keras.Model models are not graded yet (issue 24, item 1): the inspector "
-    "cannot rebuild a registered class it never imports"
-)
-
-
-def _not_graded_yet(request, variant: str, activity: str) -> None:
-    if activity in NOT_GRADED_YET.get(variant, ()):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SUBCLASSED_NOT_YET))
-
-
 def _missing_real_data(activity: str) -> list[str]:
     return [name for name in FULL_ON_REAL_DATA[activity] if data.status(name)[0] == "missing"]
 
 
 @pytest.mark.parametrize("activity", list(ACTIVITIES))
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
-def test_correct_variant_scores_full_marks(request, grade, tmp_path, variant, activity):
-    _not_graded_yet(request, variant, activity)
+def test_correct_variant_scores_full_marks(grade, tmp_path, variant, activity):
     if activity in FULL_ON_REAL_DATA and not _missing_real_data(activity):
         pytest.skip(f"{activity} is graded at the full tier on the book's data here (below)")
     _expect_full_marks(grade, tmp_path, variant, activity, "standard")
@@ -61,10 +46,9 @@ def test_correct_variant_scores_full_marks(request, grade, tmp_path, variant, ac
 @pytest.mark.parametrize("activity", list(FULL_ON_REAL_DATA))
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
 def test_correct_variant_scores_full_marks_at_the_full_tier_on_the_books_data(
-    request, grade, tmp_path, variant, activity
+    grade, tmp_path, variant, activity
 ):
     """Every check up to the full tier, on the real data (../shared/data in CI)."""
-    _not_graded_yet(request, variant, activity)
     missing = _missing_real_data(activity)
     if missing:
         pytest.skip(

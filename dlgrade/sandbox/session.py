@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dlgrade
 from dlgrade import data, gpu, jail, notebook, profile, safeio
@@ -72,6 +72,14 @@ PASSED_ENV = (
     "OPENBLAS_L2_SIZE",
     "KERAS_BACKEND",
 )
+
+
+class ExportedModel(NamedTuple):
+    """A model the worker saved: the trusted copy, and the student's class name when the
+    worker traced a subclassed model into the functional model it saved (else None)."""
+
+    path: Path
+    traced: str | None
 
 
 class WorkerSession:
@@ -388,15 +396,28 @@ class WorkerSession:
         ``unbuilt_shape`` (e.g. ``(None, 100)``): build a model Keras left unbuilt with this
         input shape first; without it, an unbuilt model fails with the fix for the student.
         """
+        return self.export(handle, timeout=timeout, unbuilt_shape=unbuilt_shape).path
+
+    def export(self, handle: Handle, *, timeout=None, unbuilt_shape=None) -> ExportedModel:
+        """:meth:`export_model`, and whether the worker traced a subclassed model into the
+        functional model it saved (:mod:`dlgrade.tracing`): then ``traced`` is the
+        student's class name, and what the file computes must still be compared with the
+        student's model (the worker's word is not trusted)."""
         self._ready()
         self._check_handle(handle)
         request = {"op": "export_model", "handle": handle.id}
         if unbuilt_shape is not None:
             request["unbuilt_shape"] = list(unbuilt_shape)
-        name = self._request(request, timeout or self.limits.call_timeout, "saving the model")
-        if not isinstance(name, str):
+        answer = self._request(request, timeout or self.limits.call_timeout, "saving the model")
+        traced = None
+        if isinstance(answer, dict) and set(answer) == {"file", "traced"}:
+            answer, traced = answer["file"], answer["traced"]
+            if not isinstance(traced, str) or not traced or len(traced) > 200:
+                raise _tampering("saving the model", "it named the model's class as no text")
+        if not isinstance(answer, str):
             raise _tampering("saving the model", "it named no model file")
-        return self.take_file(name, f"model-{handle.generation}-{handle.id}.keras")
+        path = self.take_file(answer, f"model-{handle.generation}-{handle.id}.keras")
+        return ExportedModel(path, traced)
 
     def feed(self, name: str, args=(), kwargs=None, *, timeout=None) -> Any:
         """Build one of the grader's inputs in the worker (:mod:`dlgrade.feeds`)."""
@@ -790,13 +811,12 @@ WORKER_KINDS = frozenset(
         "wrong_type",
         "export_failed",
         "unbuilt_model",
-        "bad_model",  # the model inspector's (dlgrade/sandbox/inspector.py)
+        "untraceable_model",  # a subclassed model dlgrade/tracing.py cannot follow
+        "bad_model",  # the model inspector's (dlgrade/feeds.py InspectionFailed)
         "unsafe_model",
         "missing_attribute",
         "unencodable",
         "protocol",
-        "bad_model",  # the model inspector's (dlgrade/feeds.py InspectionFailed)
-        "unsafe_model",
         *LIMIT_REASONS,
         "harness",
     }
