@@ -21,13 +21,15 @@ def load_data(path):
 
 
 def build_model(input_dim=60):
-    """Build and return a compiled Keras ``Sequential`` model.
+    """Build and return a compiled Keras model (the book's is a ``Sequential``).
 
     Layers: Dense(300, relu) -> Dense(200, relu) -> Dense(100, relu) -> Dense(1, sigmoid),
     taking ``input_dim`` features (start with ``keras.Input(shape=(input_dim,))``, or pass
     ``input_dim=input_dim`` to the first Dense as the book does). With ``input_dim=60`` that is
     98,701 parameters. Compile with optimizer ``"adam"`` (Adam's default learning rate, 0.001),
     loss ``"binary_crossentropy"`` and ``metrics=["accuracy"]``.
+    A ``keras.Model`` subclass is graded too, by the Keras layers its ``call()`` goes
+    through; a custom layer with weights of its own is not (docs/submission-contract.md).
     """
     raise NotImplementedError("activity_2_01.build_model is not implemented yet")
 

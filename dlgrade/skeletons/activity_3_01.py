@@ -49,6 +49,8 @@ def build_model(input_shape=(28, 28, 1), num_classes=10):
     book does). With the defaults that is 485,514 parameters. Compile with
     ``Adam(learning_rate=0.001)``, ``"sparse_categorical_crossentropy"`` and
     ``metrics=["accuracy"]``.
+    A ``keras.Model`` subclass is graded too, by the Keras layers its ``call()`` goes
+    through; a custom layer with weights of its own is not (docs/submission-contract.md).
     """
     raise NotImplementedError("activity_3_01.build_model is not implemented yet")
 

@@ -36,6 +36,8 @@ def build_model(input_shape=(100, 100, 3), num_classes=120, *, weights="imagenet
     non-trainable, 4,729,120 trainable, 19,443,808 parameters in total. Compile with
     ``Adam(learning_rate=0.001)``, ``"categorical_crossentropy"`` and
     ``metrics=["accuracy"]``.
+    A ``keras.Model`` subclass is graded too, by the Keras layers its ``call()`` goes
+    through; a custom layer with weights of its own is not (docs/submission-contract.md).
     """
     raise NotImplementedError("activity_3_02.build_model is not implemented yet")
 

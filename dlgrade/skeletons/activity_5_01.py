@@ -56,6 +56,8 @@ def build_model(look_back=10):
     Dense(1) -> Activation("linear"), taking inputs of shape ``(look_back,)`` (start with
     ``keras.Input(shape=(look_back,))``). With ``look_back=10`` that is 1,269 parameters.
     Compile with loss ``"mean_squared_error"`` and optimizer ``"adam"``.
+    A ``keras.Model`` subclass is graded too, by the Keras layers its ``call()`` goes
+    through; a custom layer with weights of its own is not (docs/submission-contract.md).
     """
     raise NotImplementedError("activity_5_01.build_model is not implemented yet")
 

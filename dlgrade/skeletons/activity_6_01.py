@@ -40,6 +40,8 @@ def build_model(vocab_size=10_000):
     parameters, until it sees data, and the grader then builds it for sequences of 100 before
     counting.) Compile with ``"rmsprop"``, ``"binary_crossentropy"`` and
     ``metrics=["accuracy"]``.
+    A ``keras.Model`` subclass is graded too, by the Keras layers its ``call()`` goes
+    through; a custom layer with weights of its own is not (docs/submission-contract.md).
     """
     raise NotImplementedError("activity_6_01.build_model is not implemented yet")
 

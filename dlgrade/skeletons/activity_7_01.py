@@ -36,6 +36,8 @@ def genModel(infeats):
     Conv2DTranspose(32, 5, strides=2, padding="same", relu) -> BatchNormalization ->
     Conv2DTranspose(1, 5, strides=2, padding="same", tanh). Output ``(28, 28, 1)`` in
     [-1, 1]. With ``infeats=100``: 1,727,233 parameters (1,719,873 trainable, 7,360 not).
+    A ``keras.Model`` subclass is graded too, by the Keras layers its ``call()`` goes
+    through; a custom layer with weights of its own is not (docs/submission-contract.md).
     """
     raise NotImplementedError("activity_7_01.genModel is not implemented yet")
 
@@ -48,6 +50,8 @@ def discModel():
     Dense(512) -> LeakyReLU(0.2) -> Dense(1, sigmoid) = 1,658,753 parameters (Keras 3 spells
     the slope ``LeakyReLU(negative_slope=0.2)``). Compile with ``"binary_crossentropy"`` and
     ``Adam(learning_rate=2e-4, beta_1=0.5)``.
+    A ``keras.Model`` subclass is graded too, by the Keras layers its ``call()`` goes
+    through; a custom layer with weights of its own is not (docs/submission-contract.md).
     """
     raise NotImplementedError("activity_7_01.discModel is not implemented yet")
 
