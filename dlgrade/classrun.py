@@ -29,9 +29,16 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dlgrade import gradebook, roster
+from dlgrade.classevents import (  # noqa: F401 - the class run's events, re-exported
+    CheckGraded,
+    Event,
+    GraderDied,
+    StudentGraded,
+    StudentStarted,
+    student_of,
+)
 from dlgrade.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, DlgradeError, UsageError
 from dlgrade.gradebook import StudentRecord
 from dlgrade.roster import Roster, Student
@@ -198,52 +205,6 @@ def finished(out: Path, student: Student) -> bool:
     )
 
 
-# -- progress events ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StudentStarted:
-    """A student's first check began (on some grading process)."""
-
-    student: str
-
-
-@dataclass(frozen=True)
-class CheckGraded:
-    """One check of a student finished; ``done``: it was the student's last."""
-
-    student: str
-    check: str
-    outcome: str
-    abnormal: bool
-    done: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CheckGraded:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
-
-
-@dataclass(frozen=True)
-class StudentGraded:
-    """A student's record is in (it may say ``incomplete``)."""
-
-    record: StudentRecord
-
-
-@dataclass(frozen=True)
-class GraderDied:
-    """A grading process died during this student's check (pytest-xdist replaced it)."""
-
-    student: str
-    check: str
-
-
-Event = StudentStarted | CheckGraded | StudentGraded | GraderDied
-
-
 class StudentLost(DlgradeError):
     """A student's future ended without a record: ``why`` goes into their settled record."""
 
@@ -374,14 +335,6 @@ class _XdistListener:
                         future.set_result(gradebook.read_record(path))
                     except gradebook.GradebookError as exc:
                         future.set_exception(StudentLost(str(exc)))
-
-
-def student_of(nodeid: str) -> str | None:
-    """``checks/activity_1_01.py::test_x[alice]@student0`` → ``alice``."""
-    head = nodeid.rsplit("@", 1)[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
-    if not head.endswith("]") or "[" not in head:
-        return None
-    return head[head.rindex("[") + 1 : -1]
 
 
 # -- execute, settle, report ----------------------------------------------------------------

@@ -873,7 +873,7 @@ def source(name: str) -> str:
 
 
 #: what grading reads instead of a dataset that is not here: Keras is served Fashion-MNIST's
-#: twin by ``keras_home(twins=...)``; Activity 2.01's rubric writes a sonar twin itself
+#: twin by ``twins.keras_home(twins=...)``; Activity 2.01's rubric writes a sonar twin itself
 TWINS = {"fashion_mnist": "synthetic twin", "sonar": "synthetic twin"}
 #: datasets the quick and standard tiers never read, whatever is here: their checks grade
 #: on small data made to measure (the full tier reads the real one)
@@ -913,42 +913,6 @@ def describe_sources(names, tier: str = "quick") -> str:
 
 #: written beside a synthetic twin in a KERAS_HOME, so rubrics can tell (and say so)
 SYNTHETIC_MARK = "SYNTHETIC-TWIN"
-
-
-def keras_home(target: Path, twins=()) -> Path:
-    """A KERAS_HOME whose datasets/ and models/ link to the verified files that are here.
-
-    Keras then loads Fashion-MNIST and the VGG16 weights from them, with no network.
-    Nothing is downloaded. A dataset named in ``twins`` that is not here gets links to its
-    synthetic twin (same format and size, written once into the cache by
-    :mod:`dlgrade.twins`, marked with ``SYNTHETIC_MARK``); anything else that is missing
-    stays missing, and Keras's own error says so.
-    """
-    target.mkdir(parents=True, exist_ok=True)
-    if "fashion_mnist" in twins and locate("fashion_mnist") is None:
-        # the twin is written once into the cache (dlgrade.twins); the worker's copy links to it
-        from dlgrade import twins as cached
-
-        folder = cached.fashion_mnist() / "datasets" / "fashion-mnist"
-        (target / "datasets" / "fashion-mnist").mkdir(parents=True, exist_ok=True)
-        for file in folder.iterdir():
-            link = target / "datasets" / "fashion-mnist" / file.name
-            if not link.exists():
-                link.symlink_to(file)
-    links = {
-        "fashion_mnist": lambda f: target / "datasets" / f.relpath,
-        "vgg16_notop": lambda f: target / f.relpath,
-    }
-    for name, where in links.items():
-        root = locate(name)
-        if root is None:
-            continue
-        for spec in dataset(name).files:
-            link = where(spec)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                link.symlink_to(root / spec.relpath)
-    return target
 
 
 def nltk_data_dir() -> Path | None:

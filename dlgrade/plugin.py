@@ -999,7 +999,7 @@ class ClassRun:
         which pytest 9.2 no longer allows: pytest-xdist#1386.)"""
         from xdist.scheduler import LoadScopeScheduling
 
-        from dlgrade.classrun import student_of
+        from dlgrade.classevents import student_of
 
         class StudentScheduling(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:
@@ -1181,7 +1181,7 @@ class ClassRun:
         """Record one finished check; close the student's worker after their last one.
         Returns the :class:`~dlgrade.classrun.CheckGraded` event, as a dict (it travels
         from an xdist worker to the controlling process in the report)."""
-        from dlgrade.classrun import CheckGraded
+        from dlgrade.classevents import CheckGraded
 
         state = self.state(student)
         state.results = [r for r in state.results if r.id != result.id] + [result]

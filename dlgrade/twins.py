@@ -35,6 +35,40 @@ def folder(name: str, seed: int = 0) -> Path:
     return data.cache_dir() / "twins" / f"{name}-v{VERSION}-s{seed}"
 
 
+def keras_home(target: Path, twins=()) -> Path:
+    """A KERAS_HOME whose datasets/ and models/ link to the verified files that are here.
+
+    Keras then loads Fashion-MNIST and the VGG16 weights from them, with no network.
+    Nothing is downloaded. A dataset named in ``twins`` that is not here gets links to its
+    synthetic twin (same format and size, written once into the cache, marked with
+    ``SYNTHETIC_MARK``); anything else that is missing
+    stays missing, and Keras's own error says so.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    if "fashion_mnist" in twins and data.locate("fashion_mnist") is None:
+        # the twin is written once into the cache; the worker's copy links to it
+        folder = fashion_mnist() / "datasets" / "fashion-mnist"
+        (target / "datasets" / "fashion-mnist").mkdir(parents=True, exist_ok=True)
+        for file in folder.iterdir():
+            link = target / "datasets" / "fashion-mnist" / file.name
+            if not link.exists():
+                link.symlink_to(file)
+    links = {
+        "fashion_mnist": lambda f: target / "datasets" / f.relpath,
+        "vgg16_notop": lambda f: target / f.relpath,
+    }
+    for name, where in links.items():
+        root = data.locate(name)
+        if root is None:
+            continue
+        for spec in data.dataset(name).files:
+            link = where(spec)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(root / spec.relpath)
+    return target
+
+
 def fashion_mnist(seed: int = 0) -> Path:
     """The Fashion-MNIST twin (60,000 + 10,000 images, IDX gz), written once; its root.
 

@@ -27,7 +27,7 @@ import nltk.downloader
 import numpy as np
 import pytest
 
-from dlgrade import data
+from dlgrade import data, twins
 from dlgrade.data import REGISTRY, DataFile, Dataset
 from dlgrade.errors import DataError
 from dlgrade.synth import sonar as write_synthetic_sonar
@@ -515,7 +515,7 @@ def test_keras_home_links_the_fashion_files_that_are_here(roots, tmp_path):
         file = roots.mirror / spec.relpath
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_bytes(b"idx")
-    home = data.keras_home(tmp_path / "keras-home")
+    home = twins.keras_home(tmp_path / "keras-home")
     for spec in REGISTRY["fashion_mnist"].files:
         link = home / "datasets" / spec.relpath
         assert link.is_symlink() and link.resolve() == (roots.mirror / spec.relpath).resolve()

@@ -178,7 +178,7 @@ class ClassProgress:
             self._thread.start()
 
     def event(self, event) -> None:
-        from dlgrade.classrun import CheckGraded, GraderDied, StudentGraded, StudentStarted
+        from dlgrade.classevents import CheckGraded, GraderDied, StudentGraded, StudentStarted
 
         with self._lock:
             if isinstance(event, StudentStarted):

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlgrade import data, safeio
+from dlgrade import safeio, twins
 from dlgrade.errors import SubmissionError
 from dlgrade.files import submission_files
 
@@ -57,7 +57,7 @@ class WorkerFolders:
         copy_submission(self.submission_dir, self.scratch_dir)
         # Keras finds Fashion-MNIST and the VGG16 weights here without a download; a
         # dataset the rubrics need that is not here gets its synthetic twin instead.
-        self.keras_home = data.keras_home(self.home_dir / ".keras", twins=self.datasets)
+        self.keras_home = twins.keras_home(self.home_dir / ".keras", twins=self.datasets)
         if self.owner is not None:
             self.hand_over(*self.owner)
 

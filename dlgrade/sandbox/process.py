@@ -12,17 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dlgrade
 from dlgrade import jail
 from dlgrade.errors import SandboxError
 from dlgrade.protocol import split_output_marks
-from dlgrade.sandbox.limits import TASKS_SAMPLE_SECONDS
-
-if TYPE_CHECKING:
-    from dlgrade.sandbox.session import WorkerSession
+from dlgrade.sandbox.limits import TASKS_SAMPLE_SECONDS, Limits
 
 #: How the worker starts: it runs this very ``dlgrade`` package, by path — not whichever one
 #: the interpreter's site-packages would find (an editable install may point at a checkout
@@ -138,16 +135,37 @@ class OutputCapture:
         self._thread.join(timeout)
 
 
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """Everything a worker process is started from, decided by the session beforehand: the
+    process reads this and nothing of the session (which it never calls back)."""
+
+    #: ``namespaces`` (the jail) or ``rlimits``
+    mode: str
+    #: the session's folder (logs), the exchange folder, and the worker's working folder
+    root: Path
+    exchange_dir: Path
+    scratch_dir: Path
+    #: the worker's whole environment
+    env: Mapping[str, str]
+    limits: Limits
+    gpu: bool
+    #: in the jail: the worker's uid, and what the jail hides, keeps and limits (its
+    #: ``argv`` and ``output_fd`` are filled in when the process is started)
+    uid: int | None = None
+    jail_config: jail.Config | None = None
+
+
 class WorkerProcess:
-    """One live worker process and its three pipes.
+    """One live worker process and its three pipes, started from a :class:`Launch`.
 
     In the jail (``namespaces``) the process started is ``unshare``; the worker is its child
     and PID 1 of a new PID namespace, so killing it kills everything the submission started.
     """
 
-    def __init__(self, session: WorkerSession, generation: int):
+    def __init__(self, launch: Launch, generation: int):
         self.generation = generation
-        self.mode = session.mode
+        self.mode = launch.mode
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -161,26 +179,32 @@ class WorkerProcess:
             str(Path(dlgrade.__file__).resolve().parent),
             str(req_r),
             str(rep_w),
-            str(session.exchange_dir),
+            str(launch.exchange_dir),
         ]
         # In the jail, unshare's and the jail's own messages go to a log of ours; the jail
         # hands the worker the output pipe as its stdout and stderr just before exec.
-        self.jail_log = session.root / "jail.log"
+        self.jail_log = launch.root / "jail.log"
         own_output, pass_fds = out_w, (req_r, rep_w)
         if self.mode == "namespaces":
-            config = session.jail_config(command, output_fd=out_w)
-            config.syscall_filter = jail.support().syscall_filter
-            command = jail.unshare_command(config, network=session.limits.network)
+            if launch.jail_config is None:
+                raise SandboxError("a jailed worker was launched without the jail's settings")
+            config = dataclasses.replace(
+                launch.jail_config,
+                argv=command,
+                output_fd=out_w,
+                syscall_filter=jail.support().syscall_filter,
+            )
+            command = jail.unshare_command(config, network=launch.limits.network)
             own_output = os.open(self.jail_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             pass_fds = (req_r, rep_w, out_w)
         else:
-            rlimits = session.limits.rlimits(gpu=session.device.is_gpu)
+            rlimits = launch.limits.rlimits(gpu=launch.gpu)
             command.append(json.dumps(dataclasses.asdict(rlimits)))
         try:
             self.proc = subprocess.Popen(
                 jail.die_with_grader(command),
-                cwd=session.scratch_dir,
-                env=session.environment(),
+                cwd=launch.scratch_dir,
+                env=dict(launch.env),
                 stdin=subprocess.DEVNULL,
                 stdout=own_output,
                 stderr=own_output,
@@ -196,10 +220,10 @@ class WorkerProcess:
             os.close(fd)
         self.output = OutputCapture(
             out_r,
-            session.root / "worker-output.log",
-            keep=session.limits.output_keep_bytes,
-            log_keep=session.limits.log_keep_bytes,
-            flood=session.limits.output_limit_bytes,
+            launch.root / "worker-output.log",
+            keep=launch.limits.output_keep_bytes,
+            log_keep=launch.limits.log_keep_bytes,
+            flood=launch.limits.output_limit_bytes,
         )
         self.pending = 0  # replies owed for requests sent without waiting (preload)
         self.sent = 0  # requests sent; the worker marks its output after each
@@ -212,7 +236,7 @@ class WorkerProcess:
         # processes and threads of the worker's uid (what RLIMIT_NPROC counts), at most: a
         # submission that fills the limit with children makes TensorFlow die in native code
         # (SIGSEGV, SIGABRT) when it cannot start a thread, and only this count tells why
-        self.uid = session._uid.uid if session._uid is not None else None
+        self.uid = launch.uid
         self.peak_tasks = 0
         self._tasks_sampled = 0.0
         self.exit_code: int | None = None  # how it ended, before any kill of ours

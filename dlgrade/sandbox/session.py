@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import dlgrade
@@ -62,7 +63,7 @@ from dlgrade.sandbox.limits import (
     isolation_mode,
     memory_guard,
 )
-from dlgrade.sandbox.process import OutputCapture, WorkerProcess
+from dlgrade.sandbox.process import Launch, OutputCapture, WorkerProcess
 
 PASSED_ENV = (
     "DLGRADE_DATA_DIR",
@@ -168,6 +169,22 @@ class WorkerSession:
         """The worker's KERAS_HOME (the Keras data it reads)."""
         return self.folders.keras_home
 
+    def launch(self) -> Launch:
+        """What the next worker process is started from (:class:`~dlgrade.sandbox.process.
+        Launch`): decided here, read by the process, never changed by it."""
+        jailed = self.mode == "namespaces"
+        return Launch(
+            mode=self.mode,
+            root=self.root,
+            exchange_dir=self.exchange_dir,
+            scratch_dir=self.scratch_dir,
+            env=MappingProxyType(self.environment()),
+            limits=self.limits,
+            gpu=self.device.is_gpu,
+            uid=self._uid.uid if self._uid is not None else None,
+            jail_config=self.jail_config([], output_fd=-1) if jailed else None,
+        )
+
     def jail_config(self, worker_command: list[str], output_fd: int) -> jail.Config:
         """What the jail hides, keeps and limits for this session's worker."""
         package = Path(dlgrade.__file__).resolve().parent
@@ -241,7 +258,7 @@ class WorkerSession:
         self.generation += 1
         self.starts += 1
         began = time.monotonic()
-        self._proc = WorkerProcess(self, self.generation)
+        self._proc = WorkerProcess(self.launch(), self.generation)
         self._codec.generation = self.generation
         try:
             self._request({"op": "hello"}, self.limits.start_timeout, label="worker start-up")
