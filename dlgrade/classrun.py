@@ -41,13 +41,14 @@ from dlgrade.classevents import (  # noqa: F401 - the class run's events, re-exp
 )
 from dlgrade.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, DlgradeError, UsageError
 from dlgrade.gradebook import StudentRecord
+from dlgrade.reasons import ExitCode
 from dlgrade.roster import Roster, Student
 from dlgrade.rubric import DEFAULT_SEED, REGRADE_REASONS
 from dlgrade.selection import checks_dir, quiet_pytest, rubric_files, select_activities
 from dlgrade.text import printable, shown_name
 
 #: the exit code of a run stopped by Ctrl-C (every finished student is saved)
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
 #: why a run stopped early (``Executor.run``'s answer); "" when it ran to its end
 INTERRUPTED = "interrupted before this student's grading finished"

@@ -20,6 +20,7 @@ from dlgrade.errors import (  # noqa: F401
     EXIT_USAGE,
     UsageError,
 )
+from dlgrade.reasons import ExitCode
 from dlgrade.rubric import ACTIVITIES, TIERS, Score
 from dlgrade.selection import (
     checks_dir,
@@ -623,7 +624,7 @@ def exit_code(pytest_code: int, score: Score | None, min_score: float | None) ->
     import pytest
 
     if pytest_code == pytest.ExitCode.INTERRUPTED and score is not None and score.checks:
-        return 130  # Ctrl-C during grading
+        return ExitCode.INTERRUPTED  # Ctrl-C during grading
     if pytest_code in (
         pytest.ExitCode.USAGE_ERROR,
         pytest.ExitCode.INTERNAL_ERROR,

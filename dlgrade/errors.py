@@ -4,7 +4,14 @@ student's code errored, 2 a usage error, 3 an internal error of the grader)."""
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from dlgrade.reasons import ExitCode, Reason
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = (
+    ExitCode.OK,
+    ExitCode.FAILED,
+    ExitCode.USAGE,
+    ExitCode.INTERNAL,
+)
 
 
 class DlgradeError(Exception):
@@ -55,7 +62,7 @@ class MachineBusy(DlgradeError):
     graded again by the next run (see :mod:`dlgrade.sandbox.clock`).
     """
 
-    reason = "machine_busy"
+    reason = Reason.MACHINE_BUSY
 
 
 class RubricError(DlgradeError):

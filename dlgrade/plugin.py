@@ -34,6 +34,7 @@ from dlgrade.errors import (
     SubmissionError,
 )
 from dlgrade.gradebook import HIDDEN_FEEDBACK
+from dlgrade.reasons import Reason
 from dlgrade.reports import console, json_report
 from dlgrade.roster import Roster, RosterError, Student
 from dlgrade.rubric import (
@@ -705,7 +706,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 #: the reason of a check the grader did not finish because the grader itself stalled: the
 #: grader's fault (every limit of the student's code is enforced before the watchdog fires),
 #: graded again by the next run (rubric.REGRADE_REASONS)
-GRADER_STALLED = "grader_stalled"
+GRADER_STALLED = Reason.GRADER_STALLED
 STALLED_FEEDBACK = (
     "INTERNAL ERROR in the grader (not your code): the grader stalled during this check "
     "and was stopped after {bound:.0f} s, longer than every time limit your code has. The "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dlgrade.errors import RubricError
+from dlgrade.reasons import GRADER_FAULTS, REGRADE_REASONS, Reason  # noqa: F401 - re-exported
 
 TIERS = ("quick", "standard", "full")
 VISIBILITIES = ("public", "hidden")
@@ -62,13 +63,9 @@ def activity_budget(call_limits: list[float], tier: str, override: float | None 
     return largest + (override if override else DEFAULT_TIMEOUTS[tier])
 
 
-#: reasons that are the grader's fault, never the student's: the score is not a fair grade
-GRADER_FAULTS = ("rubric_error", "harness_error", "machine_busy", "grader_stalled")
-#: a reply no honest worker sends (a forged grader fault, a broken protocol): the student's
-#: crash, counted against the submission, never a grader fault and never regraded
-TAMPERING = "tampering"
-#: of those, what the next run of the same rubric grades again (a rubric error would repeat)
-REGRADE_REASONS = ("harness_error", "machine_busy", "grader_stalled")
+#: the reason sets (dlgrade/reasons.py): grader faults, what is graded again, and a reply
+#: no honest worker sends (the student's crash, never a grader fault and never regraded)
+TAMPERING = Reason.TAMPERING
 
 
 def tier_includes(selected: str, tier: str) -> bool:

@@ -10,6 +10,7 @@ that reads ``dlgrade.__version__`` depends on no module in particular.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dlgrade"
@@ -111,3 +112,110 @@ def test_dlgrade_has_no_import_circles():
         "modules that import each other (directly or around a circle): break the circle by "
         "moving what both need into a module of its own (see docs/architecture.md)"
     )
+
+
+# -- reasons and exit codes are types, not loose strings ----------------------------------
+
+REPO = PACKAGE.parent
+#: callables whose first argument is a failure's kind (the worker's and the inspector's)
+_KIND_FIRST = ("_Failure", "InspectionFailed")
+#: a worker kind that is never a check's reason (the trusted side makes it harness_error)
+_WORKER_ONLY = {"harness"}
+
+
+def reason_literals(*folders: Path) -> dict[str, set[str]]:
+    """Every string the code gives as a reason: ``reason="..."``, ``reason = "..."``, a
+    failure's kind (``_Failure("...")``, ``{"kind": "..."}``) → the files that say it."""
+    found: dict[str, set[str]] = {}
+
+    def note(value, path):
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            found.setdefault(value.value, set()).add(str(path))
+
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.keyword) and node.arg == "reason":
+                    note(node.value, path)
+                elif isinstance(node, ast.Call) and node.args:
+                    name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                    if name in _KIND_FIRST:
+                        note(node.args[0], path)
+                elif isinstance(node, ast.Dict):
+                    for key, value in zip(node.keys, node.values, strict=True):
+                        if isinstance(key, ast.Constant) and key.value in ("kind", "reason"):
+                            note(value, path)
+                elif isinstance(node, ast.Assign):
+                    for target in node.targets:
+                        named = getattr(target, "id", None) or getattr(target, "attr", None)
+                        if named == "reason":
+                            note(node.value, path)
+    return found
+
+
+def test_every_reason_the_code_gives_is_a_member_of_reason():
+    from dlgrade.reasons import Reason
+
+    members = {r.value for r in Reason} | _WORKER_ONLY
+    loose = {
+        value: files
+        for value, files in reason_literals(PACKAGE, REPO / "checks").items()
+        if value not in members
+    }
+    assert not loose, f"reasons that are not members of dlgrade.reasons.Reason: {loose}"
+
+
+def test_the_reason_scan_finds_loose_reasons(tmp_path):
+    (tmp_path / "m.py").write_text(
+        'raise SubmissionError("x", reason="made_up")\n'
+        '_Failure("another", "m")\n'
+        'reply = {"ok": False, "error": {"kind": "third"}}\n'
+        'exc.reason = "fourth"\n'
+    )
+    found = reason_literals(tmp_path)
+    assert set(found) == {"made_up", "another", "third", "fourth"}
+
+
+def test_the_worker_kinds_and_the_reason_sets_are_reasons():
+    from dlgrade.reasons import GRADER_FAULTS, LIMIT_REASONS, REGRADE_REASONS, Reason
+    from dlgrade.sandbox.session import WORKER_KINDS
+
+    assert WORKER_KINDS - _WORKER_ONLY <= {r.value for r in Reason}
+    assert set(REGRADE_REASONS) <= set(GRADER_FAULTS)
+    assert not set(GRADER_FAULTS) & WORKER_KINDS  # a worker can never report our fault
+    assert set(LIMIT_REASONS) <= WORKER_KINDS
+
+
+def test_the_grade_schema_and_its_docs_list_exactly_the_reasons():
+    import json
+
+    from dlgrade.reasons import Reason
+
+    schema = json.loads((PACKAGE / "schema" / "grade.schema.json").read_text())
+    check = schema["properties"]["checks"]["items"]["properties"]
+    assert check["reason"]["enum"] == ["", *(r.value for r in Reason)]
+    docs = (REPO / "docs" / "grade-json.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith("| `checks[].reason`"))
+    assert {r.value for r in Reason} == set(re.findall(r"`([a-z_]+)`", row)) - {"checks"}
+
+
+def test_exit_codes_are_one_type():
+    from dlgrade import classrun, errors
+    from dlgrade.reasons import ExitCode
+
+    assert (errors.EXIT_OK, errors.EXIT_FAILED, errors.EXIT_USAGE, errors.EXIT_INTERNAL) == (
+        ExitCode.OK,
+        ExitCode.FAILED,
+        ExitCode.USAGE,
+        ExitCode.INTERNAL,
+    )
+    assert classrun.EXIT_INTERRUPTED is ExitCode.INTERRUPTED
+    literal_130 = [
+        str(path.relative_to(REPO))
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Return)
+        and isinstance(node.value, ast.Constant)
+        and node.value.value == 130
+    ]
+    assert not literal_130, f"`return 130` instead of ExitCode.INTERRUPTED in {literal_130}"

@@ -39,6 +39,7 @@ from dlgrade.protocol import (
     recv_message,
     send_message,
 )
+from dlgrade.reasons import LIMIT_REASONS
 from dlgrade.rubric import TAMPERING
 from dlgrade.sandbox.clock import SAMPLE_SECONDS, CallClock
 from dlgrade.sandbox.folders import (
@@ -805,7 +806,6 @@ def timeout_message(label: str, limit: float, wall: float) -> str:
 
 
 #: failures the worker reports when a resource limit stopped the student's code
-LIMIT_REASONS = ("memory_limit", "process_limit", "disk_limit")
 _MEMORY_WORDS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 _PROCESS_LIMIT_WORDS = ("can't start new thread", "pthread_create failed", "Resource temporarily")
 
