@@ -34,7 +34,7 @@ from dlgrade.errors import (
     SubmissionError,
 )
 from dlgrade.gradebook import HIDDEN_FEEDBACK
-from dlgrade.reasons import Reason
+from dlgrade.reasons import IMPORT_FAILURES, Reason
 from dlgrade.reports import console, json_report
 from dlgrade.roster import Roster, RosterError, Student
 from dlgrade.rubric import (
@@ -560,6 +560,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     finally:
         if state.progress is not None and SPEC in item.stash:
             state.progress.finish(state.by_nodeid.get(item.nodeid))
+            if nextitem is None:
+                state.progress.flush()  # an import failure held until its activity ended
 
 
 @pytest.hookimpl(wrapper=True)
@@ -653,6 +655,10 @@ def classify(excinfo, spec: CheckSpec) -> tuple[str, str, str]:
             text += "\n" + exc.student_traceback.rstrip()
         if exc.outcome == "not_implemented":
             return "not_implemented", exc.reason, NOT_IMPLEMENTED_PREFIX + text
+        if exc.reason in IMPORT_FAILURES:
+            # the module's own fix (the file, the package, the line) is in the message; the
+            # check's fix would send the student after code that never ran
+            return exc.outcome, exc.reason, text
         return exc.outcome, exc.reason, text + fix
     if isinstance(exc, AssertionError):
         return "fail", "check_failed", (str(exc) or "the check's assertion failed") + fix
@@ -683,6 +689,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     state = config.stash[STATE]
     if not state.active or CLASS in config.stash:
         return
+    if state.progress is not None:
+        state.progress.flush()  # held import failures, should the last check not have ended
     console.summary(terminalreporter, state.score(), live=state.live)
     if state.session is not None:
         console.worker_line(terminalreporter, state.session)

@@ -92,3 +92,12 @@ GRADER_FAULTS = (
 REGRADE_REASONS = (Reason.HARNESS_ERROR, Reason.MACHINE_BUSY, Reason.GRADER_STALLED)
 #: the limits a worker reports itself (the trusted side's sampling finds the others)
 LIMIT_REASONS = (Reason.MEMORY_LIMIT, Reason.PROCESS_LIMIT, Reason.DISK_LIMIT)
+#: the activity's module could not be imported: every check of it fails the same way, so
+#: reports show the failure once per activity (with the import's own fix) and list its cost
+IMPORT_FAILURES = (
+    Reason.MISSING_MODULE,
+    Reason.IMPORT_ERROR,
+    Reason.SYNTAX_ERROR,
+    Reason.AMBIGUOUS_MODULE,
+    Reason.BAD_NOTEBOOK,
+)

@@ -369,7 +369,8 @@ class Worker:
             )
             raise _Failure(
                 "syntax_error",
-                f"{filename} does not compile: {exc.msg} ({where})",
+                f"{filename} does not compile: {exc.msg} ({where}); fix that line (or the "
+                "one before it, where Python's reading went wrong)",
                 self._syntax_error(exc),
             )
         except SystemExit as exc:
@@ -380,6 +381,15 @@ class Worker:
             )
         except NotImplementedError as exc:
             raise _Failure("not_implemented", str(exc) or f"{name} is not implemented yet")
+        except ModuleNotFoundError as exc:
+            own = f", or add {exc.name}.py beside it if it is a module of your own"
+            raise _Failure(
+                "import_error",
+                f"{filename} imports {exc.name or 'a module'}, which the grading environment "
+                f"does not have (ModuleNotFoundError: {exc}); remove that import"
+                + (own if exc.name and "." not in exc.name else ""),
+                self._student_traceback(exc),
+            )
         except BaseException as exc:  # noqa: BLE001 - any failure at import is the student's
             raise _Failure(
                 "import_error",
@@ -392,6 +402,8 @@ class Worker:
     def _syntax_error(self, exc: SyntaxError) -> str:
         where = notebook.describe_location(exc.filename or "", exc.lineno)
         if where is None:
+            if exc.filename:  # the scratch copy's path means nothing to the student
+                exc.filename = os.path.relpath(exc.filename, self.submission_dir)
             return "".join(traceback.format_exception_only(type(exc), exc))
         text = (exc.text or "").rstrip("\n")
         caret = " " * max(0, (exc.offset or 1) - 1 - (len(text) - len(text.lstrip()))) + "^"

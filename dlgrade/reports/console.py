@@ -1,4 +1,10 @@
-"""The terminal report: ✓/✗ per check, points, feedback for what failed, totals."""
+"""The terminal report: ✓/✗ per check, points, feedback for what failed, totals.
+
+An activity whose module could not be imported reads once (:func:`import_failure_lines`):
+the import's message and fix, then the checks it cost with their points. ``dlgrade check``'s
+live lines hold such checks back until the activity ends, so that the block is printed
+whole, as the summary prints it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from dlgrade.reports.feedback import ImportFailure, arrange, import_message
 from dlgrade.rubric import ACTIVITIES, CheckResult, Score
 from dlgrade.text import printable, shown_name
 
@@ -48,6 +55,34 @@ def check_lines(result: CheckResult) -> list[str]:
     return lines
 
 
+def import_failure_lines(failure: ImportFailure) -> list[str]:
+    """One activity's import failure: its message and fix once, then what it cost."""
+    points = f"{_points(failure.points)}/{_points(failure.max_points)}"
+    lines = [f"  {FAIL_MARK} {failure.heading}  {points}  [{failure.label}]"]
+    lines += ["      " + line for line in printable(failure.message).splitlines()]
+    stdout = printable(failure.stdout).strip()
+    if stdout:
+        lines.append("      Your code printed:")
+        lines += ["        " + line for line in stdout.splitlines()[:20]]
+    lines.append("      " + failure.cost())
+    for check in failure.checks:
+        hidden = " (hidden)" if check.visibility == "hidden" else ""
+        lines.append(
+            f"        · {check.title}{hidden}  {_points(check.points)}/{_points(check.max_points)}"
+        )
+    return lines
+
+
+def arranged_lines(results: list[CheckResult]) -> list[str]:
+    """The lines of one activity's checks, each import failure once (:func:`arrange`)."""
+    lines: list[str] = []
+    for item in arrange(results):
+        lines += (
+            import_failure_lines(item) if isinstance(item, ImportFailure) else check_lines(item)
+        )
+    return lines
+
+
 def summary(terminalreporter, score: Score, *, live: bool) -> None:
     """Print the grade at the end of the session (in full unless lines were printed live)."""
     write = terminalreporter.write_line
@@ -60,9 +95,8 @@ def summary(terminalreporter, score: Score, *, live: bool) -> None:
         if not live:
             write("")
             write(activity_title(activity))
-            for result in results:
-                for line in check_lines(result):
-                    write(line)
+            for line in arranged_lines(results):
+                write(line)
         write(f"  {activity} total: {_points(got)}/{_points(possible)}")
     write("")
     write(f"Total: {_points(score.score)}/{_points(score.max_score)} ({score.percent:.1f}%)")
@@ -110,6 +144,8 @@ class Progress:
         self._thread: threading.Thread | None = None
         self._tty = os.isatty(1)
         self._fd = os.dup(1) if self._tty else None
+        #: the activity's checks that failed by its import failure, printed at its end
+        self._held: list[CheckResult] = []
 
     @property
     def _writer(self):
@@ -117,6 +153,7 @@ class Progress:
 
     def begin(self, activity: str, title: str, tier: str) -> None:
         if activity != self._activity:
+            self.flush()
             self._activity = activity
             self._writer.line("")
             self._writer.line(activity_title(activity))
@@ -141,9 +178,17 @@ class Progress:
             self._thread.join()
             self._thread = None
             os.write(self._fd, b"\r\x1b[K")
-        if result is not None:
+        if result is not None and import_message(result) is not None:
+            self._held.append(result)
+        elif result is not None:
             for line in check_lines(result):
                 self._writer.line(line)
+
+    def flush(self) -> None:
+        """Print the held import failures of the activity (before the next, or the totals)."""
+        held, self._held = self._held, []
+        for line in arranged_lines(held):
+            self._writer.line(line)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -4,15 +4,22 @@ This module decides what a student sees of a check (:func:`student_view`), and t
 export uses it too. A public check that did not pass shows its feedback and what the
 student's code printed; a hidden check shows only its title, its points and
 :data:`~dlgrade.gradebook.HIDDEN_FEEDBACK` — never its feedback, output, seed or inputs.
+
+It also decides how an activity whose module could not be imported reads (:func:`arrange`,
+used by the console and Gradescope too): once, as an :class:`ImportFailure` — the import's
+own message and fix, then the checks it cost — instead of one identical block per check.
+The records keep one result per check with its points; only the reports group them.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dlgrade.gradebook import HIDDEN_FEEDBACK, INCOMPLETE, StudentRecord
+from dlgrade.reasons import IMPORT_FAILURES
 from dlgrade.reports.gradebook_csv import format_percent, format_points
 from dlgrade.rubric import ACTIVITIES, CheckResult
 from dlgrade.text import printable
@@ -66,6 +73,107 @@ def student_view(check: CheckResult) -> StudentView:
     )
 
 
+#: what precedes the checks an import failure cost
+COST_TEXT = "This cost {checks} ({points}):"
+#: the separator classify() put before a check's own fix (records written before it stopped
+#: adding one to import failures still carry it)
+_FIX_SEPARATOR = "\nWhat to fix: "
+
+
+def _plural(count: float, noun: str) -> str:
+    return f"{format_points(count)} {noun}" + ("" if count == 1 else "s")
+
+
+@dataclass(frozen=True)
+class ImportFailure:
+    """One activity's module that could not be imported, and the checks that cost."""
+
+    activity: str
+    reason: str
+    #: the import's own message and fix, as the first public check it cost has it
+    message: str
+    #: what the student's code printed while it was being imported (that check's output)
+    stdout: str
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def module(self) -> str:
+        return ACTIVITIES.get(self.activity, (f"activity {self.activity}'s module", ""))[0]
+
+    @property
+    def heading(self) -> str:
+        return f"{self.module} could not be imported"
+
+    @property
+    def label(self) -> str:
+        return self.reason.replace("_", " ")
+
+    @property
+    def points(self) -> float:
+        return sum(c.points for c in self.checks)
+
+    @property
+    def max_points(self) -> float:
+        return sum(c.max_points for c in self.checks)
+
+    def cost(self) -> str:
+        """``This cost 7 checks (16 points):`` — the points lost, which the list follows."""
+        return COST_TEXT.format(
+            checks=_plural(len(self.checks), "check"),
+            points=_plural(self.max_points - self.points, "point"),
+        )
+
+
+def import_message(check: CheckResult) -> str | None:
+    """The import failure a check ended with (its feedback without a check's own fix), or
+    None when it did not end with one."""
+    if check.passed or check.reason not in IMPORT_FAILURES:
+        return None
+    head, separator, _ = check.feedback.rpartition(_FIX_SEPARATOR)
+    return head if separator else check.feedback
+
+
+def arrange(checks: Iterable[CheckResult]) -> list[CheckResult | ImportFailure]:
+    """The checks in order, with each activity's import failure once, where its first check
+    stood, in place of every check it cost.
+
+    A failure groups the checks of one activity with the same reason and message. Its
+    message is shown from a public check: a hidden check joins only a failure whose message
+    a public check shows word for word (its own feedback may quote hidden inputs), and a
+    hidden check's failure that no public check shares stays a hidden check of its own.
+    """
+    checks = list(checks)
+    shown: dict[tuple[str, str, str], CheckResult] = {}
+    for check in checks:
+        message = import_message(check)
+        if message is not None and check.visibility != "hidden":
+            shown.setdefault((check.activity, check.reason, message), check)
+    members: dict[tuple[str, str, str], list[CheckResult]] = {}
+    order: list[CheckResult | tuple[str, str, str]] = []
+    for check in checks:
+        message = import_message(check)
+        key = (check.activity, check.reason, message or "")
+        if message is None or key not in shown:
+            order.append(check)
+            continue
+        if key not in members:
+            members[key] = []
+            order.append(key)
+        members[key].append(check)
+    return [
+        ImportFailure(
+            activity=item[0],
+            reason=item[1],
+            message=item[2],
+            stdout=shown[item].stdout,
+            checks=tuple(members[item]),
+        )
+        if isinstance(item, tuple)
+        else item
+        for item in order
+    ]
+
+
 def activity_title(activity: str) -> str:
     title = ACTIVITIES.get(activity, ("", ""))[1]
     return f"Activity {activity} — {title}" if title else f"Activity {activity}"
@@ -79,11 +187,32 @@ def by_activity(record: StudentRecord) -> list[tuple[str, list[StudentView]]]:
     return list(groups.items())
 
 
-def _total(views: list[StudentView]) -> tuple[str, str]:
+def arranged(record: StudentRecord) -> list[tuple[str, list[StudentView | ImportFailure]]]:
+    """:func:`by_activity`, with each import failure once in place of the checks it cost."""
+    groups: dict[str, list[CheckResult]] = {a: [] for a in record.activities}
+    for check in record.checks:
+        groups.setdefault(check.activity, []).append(check)
+    return [
+        (activity, [_viewed(item) for item in arrange(checks)])
+        for activity, checks in groups.items()
+    ]
+
+
+def _viewed(item: CheckResult | ImportFailure) -> StudentView | ImportFailure:
+    return item if isinstance(item, ImportFailure) else student_view(item)
+
+
+def _activity_total(items: list[StudentView | ImportFailure]) -> tuple[str, str]:
     return (
-        format_points(sum(v.points for v in views)),
-        format_points(sum(v.max_points for v in views)),
+        format_points(sum(i.points for i in items)),
+        format_points(sum(i.max_points for i in items)),
     )
+
+
+def _cost_line(check: CheckResult) -> tuple[str, str]:
+    """A costed check as the list shows it: (its title, ``0/2``)."""
+    title = (check.title or check.id) + (" (hidden)" if check.visibility == "hidden" else "")
+    return title, f"{format_points(check.points)}/{format_points(check.max_points)}"
 
 
 def _outcome_label(view: StudentView) -> str:
@@ -123,10 +252,13 @@ def render_markdown(record: StudentRecord) -> str:
         f"({format_percent(record.percent)}%)",
         "",
     ]
-    for activity, views in by_activity(record):
-        got, possible = _total(views)
+    for activity, items in arranged(record):
+        got, possible = _activity_total(items)
         lines += [f"## {md_text(activity_title(activity))} — {got}/{possible}", ""]
-        for view in views:
+        for view in items:
+            if isinstance(view, ImportFailure):
+                lines += _import_markdown(view)
+                continue
             mark = PASS_MARK if view.passed else FAIL_MARK
             hidden = " (hidden)" if view.hidden else ""
             status = ""
@@ -146,6 +278,24 @@ def render_markdown(record: StudentRecord) -> str:
                 lines += ["  Your code printed:", "", _indent(md_block(view.stdout)), ""]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _import_markdown(failure: ImportFailure) -> list[str]:
+    lines = [
+        f"- {FAIL_MARK} **{md_text(failure.heading)}**: {format_points(failure.points)}/"
+        f"{format_points(failure.max_points)} — {md_text(failure.label)}",
+        "",
+        _indent(md_block(failure.message)),
+        "",
+    ]
+    if failure.stdout.strip():
+        lines += ["  Your code printed:", "", _indent(md_block(failure.stdout)), ""]
+    lines += [f"  {md_text(failure.cost())}", ""]
+    for check in failure.checks:
+        title, points = _cost_line(check)
+        lines.append(f"  - {md_text(title)}: {points}")
+    lines.append("")
+    return lines
 
 
 def _indent(block: str) -> str:
@@ -173,6 +323,7 @@ ul.checks > li { padding: .4rem 0; border-bottom: 1px solid #eaeef2; }
 pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; padding: .6rem;
       overflow-x: auto; white-space: pre-wrap; word-break: break-word; font-size: .85em; }
 .label { font-size: .85em; color: #57606a; margin: .4rem 0 0; }
+ul.cost { margin: .2rem 0 0; padding-left: 1.5rem; font-size: .9em; }
 """.strip()
 
 
@@ -201,14 +352,17 @@ def render_html(record: StudentRecord) -> str:
         f"<strong>{format_points(record.score)}/{format_points(record.max_score)}</strong> "
         f"({format_percent(record.percent)}%)</p>"
     )
-    for activity, views in by_activity(record):
-        got, possible = _total(views)
+    for activity, items in arranged(record):
+        got, possible = _activity_total(items)
         parts.append(
             f"<h2><span>{_esc(activity_title(activity))}</span><span>{got}/{possible}</span></h2>"
         )
         parts.append('<ul class="checks">')
-        for view in views:
-            parts.append(_check_html(view))
+        for view in items:
+            if isinstance(view, ImportFailure):
+                parts.append(_import_html(view))
+            else:
+                parts.append(_check_html(view))
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -235,4 +389,24 @@ def _check_html(view: StudentView) -> str:
                 body.append('<p class="label">Your code printed:</p>')
                 body.append(f"<pre>{_esc(view.stdout.rstrip())}</pre>")
     body.append("</li>")
+    return "".join(body)
+
+
+def _import_html(failure: ImportFailure) -> str:
+    body = [
+        f'<li class="fail import"><span class="mark">{FAIL_MARK}</span>'
+        f"<strong>{_esc(failure.heading)}</strong>"
+        f'<span class="outcome">{_esc(failure.label)}</span>'
+        f'<span class="points">{format_points(failure.points)}/'
+        f"{format_points(failure.max_points)}</span>",
+        f"<pre>{_esc(failure.message)}</pre>",
+    ]
+    if failure.stdout.strip():
+        body.append('<p class="label">Your code printed:</p>')
+        body.append(f"<pre>{_esc(failure.stdout.rstrip())}</pre>")
+    body.append(f'<p class="label">{_esc(failure.cost())}</p><ul class="cost">')
+    for check in failure.checks:
+        title, points = _cost_line(check)
+        body.append(f'<li>{_esc(title)}<span class="points">{points}</span></li>')
+    body.append("</ul></li>")
     return "".join(body)
