@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from dlgrade import gradebook  # noqa: E402
 from dlgrade.rubric import ACTIVITIES  # noqa: E402
-from tests.test_mutants import MUTANT_FILES, Mutant  # noqa: E402
+from tests.helpers import MUTANT_FILES, Mutant  # noqa: E402
 
 
 def build_class(root: Path, activities: list[str], copies: int, mutants: int) -> list[str]:

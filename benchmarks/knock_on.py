@@ -28,8 +28,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import rubric_files  # noqa: E402
-from tests.test_mutants import MUTANT_FILES, Mutant  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    MUTANT_FILES,
+    Mutant,
+    rubric_files,  # noqa: E402
+)
 
 #: outcomes that prove nothing about the check (no data, no GPU here)
 UNGRADED = ("data_missing", "runner")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +11,7 @@ import pytest
 from _pytest import pytester as _pytester
 
 from dlgrade import models
-from dlgrade.rubric import hidden_name
-
-REPO = Path(__file__).resolve().parent.parent
-CHECKS = REPO / "checks"
-REFERENCE = REPO / "reference"
-SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
-MUTANTS = Path(__file__).resolve().parent / "mutants"
-
+from tests.helpers import ATTACKS, SECRET, SUBMISSIONS, Classroom, rubric_files
 
 # pytester restores sys.modules after each in-process run, dropping every module the run
 # imported; TensorFlow (and numpy's C core) cannot be imported twice in one process and
@@ -34,18 +24,6 @@ def _keep_libraries(self, preserve=None):
 
 
 _pytester.SysModulesSnapshot.__init__ = _keep_libraries
-
-
-def rubric_file(activity: str) -> Path:
-    """The activity's public rubric."""
-    return CHECKS / f"activity_{activity.replace('.', '_')}.py"
-
-
-def rubric_files(activity: str) -> list[Path]:
-    """The activity's public rubric and, where it has one, its hidden checks' file."""
-    public = rubric_file(activity)
-    hidden = public.with_name(hidden_name(public.name))
-    return [public, hidden] if hidden.is_file() else [public]
 
 
 @dataclass
@@ -107,32 +85,26 @@ def broken(tmp_path: Path):
     return copy
 
 
-def running(*argv: str) -> list[int]:
-    """Pids of live processes (not zombies) whose command line is exactly ``argv``."""
-    wanted = "\0".join(argv).encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "cmdline").read_bytes() != wanted:
-                continue
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX":
-                found.append(int(entry.name))
-        except (OSError, IndexError):
-            continue
-    return found
+@pytest.fixture
+def classroom(tmp_path: Path, pytester: pytest.Pytester):
+    """``classroom(name, **targets)``: lay out tests/attacks/<name> for grading.
 
+    ``targets.json`` in the submission tells the attack where things are, as an attacker
+    who knows the grading machine would: the sibling's secret, the results folder and
+    whatever the test adds (a port).
+    """
 
-@contextmanager
-def machine_to_ourselves():
-    """Run no other such block at once, in any pytest-xdist worker: the tests that load the
-    machine on purpose (CPU hogs) and the tests that measure or compare under load (class
-    runs on a Dask cluster) would otherwise disturb each other's clocks."""
-    lock = Path(tempfile.gettempdir()) / "dlgrade-tests-machine.lock"
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    def make(name: str, **targets) -> Classroom:
+        room = tmp_path / "class"
+        submission = room / name
+        shutil.copytree(ATTACKS / name, submission)
+        sibling = room / "other_student"
+        sibling.mkdir()
+        (sibling / "secret.txt").write_text(SECRET)
+        (submission / "planted").symlink_to(sibling)  # a link the student planted
+        (pytester.path / "other-student.json").write_text('{"score": 3}')
+        targets = {"secret": str(sibling / "secret.txt"), "results": str(pytester.path)} | targets
+        (submission / "targets.json").write_text(json.dumps(targets))
+        return Classroom(submission, sibling, pytester.path)
+
+    return make

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from dlgrade import data
-from tests.conftest import REFERENCE, rubric_file
+from tests.helpers import REFERENCE, rubric_file
 
 pytestmark = pytest.mark.skipif(
     data.locate("nltk") is None, reason="NLTK data not here (set DLGRADE_DATA_DIR)"

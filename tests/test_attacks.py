@@ -12,7 +12,6 @@ reason; docs/security.md says what the fallback does not guarantee.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -20,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,14 +30,20 @@ from dlgrade.sandbox import (
     MEMORY_LIMIT_MESSAGE,
     Limits,
     WorkerSession,
-    isolation_mode,
 )
-from tests.conftest import CHECKS, REFERENCE, running
+from tests.helpers import (
+    ATTACKS,
+    FAST,
+    JAILED,
+    SECRET,
+    assert_next_check_runs,
+    needs_jail,
+    running,
+)
 from tests.notebooks import convert
 
 LIGHT_RUBRICS = Path(__file__).resolve().parent / "rubrics" / "light"
 
-ATTACKS = Path(__file__).resolve().parent / "attacks"
 #: attacks whose loss_fn, once its attack is done (or contained), returns the right value
 RIGHT_AFTER_ATTACK = {
     "daemon",
@@ -50,62 +54,8 @@ RIGHT_AFTER_ATTACK = {
     "sigstop_self",
     "write_results",
 }
-JAILED = isolation_mode() == "namespaces"
-needs_jail = pytest.mark.skipif(
-    not JAILED, reason="only the jail (root and namespaces) stops this; see docs/security.md"
-)
-# Small limits keep the bombs quick; without TensorFlow the worker needs ~0.2 GiB.
-FAST = ("--no-preload", "--call-timeout", "5", "-k", "loss_fn or start")
 SMALL = ("--memory-limit", "1", "--disk-limit", "0.25")
-SECRET = "the other student's answers: 42"
 DAEMON = ("sleep", "86399.25")  # tests/attacks/daemon's command line
-
-
-@dataclass
-class Classroom:
-    """An attacked submission, another student's folder beside it, and a results folder."""
-
-    submission: Path
-    sibling: Path
-    results: Path
-
-    def snapshot(self) -> dict[str, tuple[int, int]]:
-        """Everything outside the worker's folders that the attack could change."""
-        state = {}
-        for root in (CHECKS, REFERENCE, self.sibling, self.submission, self.results):
-            for path in sorted(root.rglob("*")):
-                if path.parent == self.results and path.name in ("grade.json", ".keras"):
-                    continue  # the grader's own output, and its Keras settings (HOME)
-                if self.results / ".keras" in path.parents:
-                    continue
-                info = path.lstat()
-                state[str(path)] = (info.st_mtime_ns, info.st_size)
-        return state
-
-
-@pytest.fixture
-def classroom(tmp_path: Path, pytester: pytest.Pytester):
-    """``classroom(name, **targets)``: lay out tests/attacks/<name> for grading.
-
-    ``targets.json`` in the submission tells the attack where things are, as an attacker
-    who knows the grading machine would: the sibling's secret, the results folder and
-    whatever the test adds (a port).
-    """
-
-    def make(name: str, **targets) -> Classroom:
-        room = tmp_path / "class"
-        submission = room / name
-        shutil.copytree(ATTACKS / name, submission)
-        sibling = room / "other_student"
-        sibling.mkdir()
-        (sibling / "secret.txt").write_text(SECRET)
-        (submission / "planted").symlink_to(sibling)  # a link the student planted
-        (pytester.path / "other-student.json").write_text('{"score": 3}')
-        targets = {"secret": str(sibling / "secret.txt"), "results": str(pytester.path)} | targets
-        (submission / "targets.json").write_text(json.dumps(targets))
-        return Classroom(submission, sibling, pytester.path)
-
-    return make
 
 
 @pytest.fixture
@@ -129,11 +79,6 @@ def attack(grade, classroom):
         return graded
 
     return run
-
-
-def assert_next_check_runs(graded) -> None:
-    start = graded.check("start_is_honoured")
-    assert start["outcome"] == "pass", start["feedback"]
 
 
 # -- time ------------------------------------------------------------------------------

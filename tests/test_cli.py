@@ -1,9 +1,6 @@
 """`dlgrade new` and `dlgrade check`: output, exit codes, grade JSON, JUnit XML."""
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,22 +8,9 @@ import jsonschema
 import pytest
 
 from dlgrade.reports import json_report
-from tests.conftest import SUBMISSIONS
+from tests.helpers import LIGHT, SUBMISSIONS, dlgrade
 
-LIGHT = Path(__file__).parent / "rubrics" / "light"
 BUGGY = Path(__file__).parent / "rubrics" / "buggy"
-
-
-def dlgrade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    return subprocess.run(
-        [sys.executable, "-m", "dlgrade.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
 
 
 @pytest.fixture

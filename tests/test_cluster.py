@@ -24,9 +24,17 @@ from pathlib import Path
 import pytest
 
 from dlgrade import gradebook
-from tests.conftest import machine_to_ourselves
-from tests.test_cli import LIGHT, dlgrade
-from tests.test_grade import BROKEN, MODULE, good_code, records, rows, student
+from tests.helpers import (
+    BROKEN,
+    LIGHT,
+    MODULE,
+    dlgrade,
+    good_code,
+    machine_to_ourselves,
+    records,
+    rows,
+    student,
+)
 
 distributed = pytest.importorskip("distributed", reason='the dask extra: pip install ".[dask]"')
 

@@ -10,7 +10,7 @@ from importlib import metadata
 import pytest
 
 from dlgrade import environment
-from tests.conftest import REFERENCE, REPO
+from tests.helpers import REFERENCE, REPO
 from tests.notebooks import MAGICS, cells_of, notebook_text
 
 #: a first cell as the book's notebooks open: plotting and IPython's display imported

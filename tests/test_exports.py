@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from dlgrade.gradebook import GRADED, HIDDEN_FEEDBACK, INCOMPLETE, Gradebook, StudentRecord
+from dlgrade.gradebook import HIDDEN_FEEDBACK, INCOMPLETE, Gradebook, StudentRecord
 from dlgrade.reports import summary_html
 from dlgrade.reports.exports import write_exports
 from dlgrade.reports.feedback import INCOMPLETE_TEXT
+from tests.helpers import check, record
 
 SECRET_FEEDBACK = "HIDDEN-INPUT-42"
 SECRET_STDOUT = "SECRET-STDOUT"
@@ -25,35 +26,6 @@ SCRIPT = "<script>alert('pwned')</script>"
 
 
 # ------------------------------------------------------------------------------- factory
-
-
-def check(
-    check_id: str,
-    outcome: str = "pass",
-    max_points: float = 2,
-    *,
-    visibility: str = "public",
-    reason: str = "",
-    feedback: str = "",
-    stdout: str = "",
-    duration_s: float = 0.4,
-) -> dict:
-    """One check of a record as stored: ``CheckResult.to_dict(title=True)``."""
-    activity, name = check_id.split("/")
-    return {
-        "id": check_id,
-        "activity": activity,
-        "tier": "standard",
-        "visibility": visibility,
-        "points": max_points if outcome == "pass" else 0,
-        "max_points": max_points,
-        "outcome": outcome,
-        "reason": reason or ("" if outcome == "pass" else "check_failed"),
-        "feedback": feedback,
-        "duration_s": duration_s,
-        "stdout": stdout,
-        "title": name.replace("_", " ").capitalize(),
-    }
 
 
 def hidden_quadratics(outcome: str = "fail", reason: str = "") -> dict:
@@ -66,24 +38,6 @@ def hidden_quadratics(outcome: str = "fail", reason: str = "") -> dict:
         feedback=f"solve() on the hidden quadratic {SECRET_FEEDBACK} returned 7; expected 1.5",
         stdout=f"epoch 1 {SECRET_STDOUT}\n",
     )
-
-
-def record(student: str, checks: list[dict], **fields) -> StudentRecord:
-    values = {
-        "folder": f"/class/submissions/{student}",
-        "status": GRADED,
-        "key": f"sha256-{student}",
-        "tier": "standard",
-        "rubric_version": "2026.1",
-        "seed": 20211,
-        "activities": tuple(dict.fromkeys(c["activity"] for c in checks)),
-        "checks": tuple(checks),
-        "started_at": "2026-03-01T10:00:00+00:00",
-        "finished_at": "2026-03-01T10:01:00+00:00",
-        "wall_s": 60.0,
-    }
-    values.update(fields)
-    return StudentRecord(student=student, **values)
 
 
 def class_records() -> list[StudentRecord]:

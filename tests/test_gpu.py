@@ -15,7 +15,7 @@ from dlgrade import gpu, jail, models
 from dlgrade.errors import RunnerError, WorkerCrashed
 from dlgrade.gpu import Device, Gpu
 from dlgrade.sandbox import Limits, WorkerSession, isolation_mode
-from tests.conftest import SUBMISSIONS
+from tests.helpers import SUBMISSIONS
 
 SMI = """\
 0, GPU-6f1c2a8e-aaaa-bbbb-cccc-000000000000, NVIDIA H200, 143771

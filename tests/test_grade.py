@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,31 +13,19 @@ from pathlib import Path
 import pytest
 
 from dlgrade import gradebook
-from tests.conftest import SUBMISSIONS
-from tests.test_cli import LIGHT, dlgrade
+from tests.helpers import (
+    BROKEN,
+    LIGHT,
+    MODULE,
+    dlgrade,
+    good_code,
+    grade,
+    records,
+    rows,
+    student,
+)
 
 CRASHING = Path(__file__).parent / "rubrics" / "crashing"
-BROKEN = SUBMISSIONS / "broken"
-MODULE = "activity_1_01.py"
-
-
-def good_code() -> str:
-    """A TensorFlow-free 1.01 that passes the light rubric (wrong_type, mended)."""
-    return (
-        (BROKEN / "wrong_type" / MODULE)
-        .read_text()
-        .replace('return f"{abs(a * x**2 + b * x + c)}"', "return abs(a * x**2 + b * x + c)")
-    )
-
-
-def student(root: Path, name: str, source: Path | str | None) -> Path:
-    folder = root / name
-    folder.mkdir(parents=True)
-    if isinstance(source, Path):
-        shutil.copy(source / MODULE, folder / MODULE)
-    elif isinstance(source, str):
-        (folder / MODULE).write_text(source)
-    return folder
 
 
 @pytest.fixture
@@ -51,19 +38,6 @@ def klass(tmp_path: Path) -> Path:
     student(root, "dave", BROKEN / "os_exit")
     student(root, "erin", None)
     return root
-
-
-def grade(source: Path, out: Path, *extra) -> subprocess.CompletedProcess:
-    return dlgrade("grade", source, "--out", out, "--checks", LIGHT, "--call-timeout", 5, *extra)
-
-
-def rows(out: Path) -> dict[str, dict]:
-    with open(out / "gradebook.csv", newline="") as fh:
-        return {row["student"]: row for row in csv.DictReader(fh)}
-
-
-def records(out: Path) -> dict[str, gradebook.StudentRecord]:
-    return {r.student: r for r in gradebook.load_records(out)}
 
 
 def test_every_student_is_in_the_gradebook_with_the_reason_in_their_row(klass, tmp_path):

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHECKS
-from tests.test_attacks import needs_jail
-from tests.test_cli import dlgrade
+from tests.helpers import CHECKS, dlgrade, needs_jail
 
 ATTACK = Path(__file__).parent / "attacks" / "hidden_inputs"
 RUBRICS = ("activity_1_01.py", "activity_1_01_hidden.py", "activity_2_01.py")

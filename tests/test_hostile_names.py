@@ -24,9 +24,7 @@ from dlgrade import gradebook, lms, roster
 from dlgrade.gradebook import Gradebook, safe_id
 from dlgrade.reports.exports import write_exports
 from dlgrade.text import BIDI_CONTROLS
-from tests.test_cli import LIGHT
-from tests.test_exports import check
-from tests.test_grade import good_code
+from tests.helpers import LIGHT, check, good_code
 
 FUZZ_EXAMPLES = int(os.environ.get("DLGRADE_FUZZ_EXAMPLES", "0")) or 25
 FUZZ = settings(

@@ -24,9 +24,7 @@ from dlgrade.reports import json_report
 from dlgrade.reports.exports import render_all, write_exports
 from dlgrade.rubric import CheckResult, Score
 from dlgrade.text import BIDI_CONTROLS, dumps, printable, shown_name
-from tests.conftest import SUBMISSIONS
-from tests.test_cli import LIGHT
-from tests.test_exports import check, record
+from tests.helpers import LIGHT, SUBMISSIONS, check, record
 
 #: examples per property test: small for CI, DLGRADE_FUZZ_EXAMPLES for a long run
 FUZZ_EXAMPLES = int(os.environ.get("DLGRADE_FUZZ_EXAMPLES", "0")) or 60

@@ -28,18 +28,17 @@ from dlgrade.errors import SubmissionError
 from dlgrade.sandbox import Limits, WorkerSession
 from dlgrade.sandbox.limits import RESIDENT_LIMIT_MESSAGE, describe
 from dlgrade.worker import SYSCALL_DENIED_MESSAGE
-from tests.test_attacks import (  # noqa: F401 - classroom is a fixture used here
+from tests.helpers import (
     ATTACKS,
     FAST,
     JAILED,
+    LIGHT,
     SECRET,
     assert_next_check_runs,
-    classroom,
     needs_jail,
+    rows,
 )
-from tests.test_cli import LIGHT
-from tests.test_grade import grade as grade_class
-from tests.test_grade import rows
+from tests.helpers import grade as grade_class
 
 FUZZ_EXAMPLES = int(os.environ.get("DLGRADE_FUZZ_EXAMPLES", "0")) or 15
 FILTERED = JAILED and jail.support().syscall_filter

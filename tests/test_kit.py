@@ -19,7 +19,7 @@ import pytest
 from dlgrade import kit as kits
 from dlgrade.kit import MANIFEST_NAME, KitError, export_kit, run_kit
 from dlgrade.rubric import ACTIVITIES
-from tests.conftest import CHECKS, REFERENCE, REPO
+from tests.helpers import CHECKS, REFERENCE, REPO
 
 #: the students' docs, by name: a new doc ships only when this list (and the kit's) says so
 STUDENT_DOCS = {

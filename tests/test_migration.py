@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dlgrade import migration, models
-from tests.conftest import SUBMISSIONS
+from tests.helpers import SUBMISSIONS
 
 
 def raised(call) -> str:
@@ -107,7 +107,7 @@ def test_an_unrelated_error_gets_no_hint():
 
 
 def test_the_docs_table_lists_every_row():
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     text = (REPO / "docs" / "keras3-migration.md").read_text()
     for row in migration.REPLACEMENTS:

@@ -10,73 +10,13 @@ that cannot be avoided, listed with its reason (`# knock-on: check — why`).
 """
 
 import ast
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from dlgrade.rubric import TIERS
-from tests.conftest import MUTANTS, REFERENCE, rubric_files
+from tests.helpers import MUTANT_FILES, VARIANTS, Mutant, rubric_files
 
 pytestmark = pytest.mark.slow
-
-VARIANTS = Path(__file__).resolve().parent / "variants"
-
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    activity: str
-    kills: tuple[str, ...]
-    before: str
-    after: str
-    #: check → why it fails too and cannot be kept from failing (``# knock-on: check — why``)
-    knock_ons: dict[str, str] = field(default_factory=dict)
-    #: the folder of the module the edit applies to: the reference, or a variant's (``# base:``)
-    base: Path = REFERENCE
-
-    @classmethod
-    def parse(cls, path: Path) -> "Mutant":
-        text = path.read_text()
-        header, _, rest = text.partition("---\n")
-        before, _, after = rest.partition("+++\n")
-        kills = next(
-            line.split(":", 1)[1] for line in header.splitlines() if line.startswith("# kills:")
-        )
-        knock_ons = {}
-        for line in header.splitlines():
-            if line.startswith("# knock-on:"):
-                check, _, why = line.split(":", 1)[1].partition("—")
-                knock_ons[check.strip()] = why.strip()
-        bases = [
-            line.split(":", 1)[1].strip()
-            for line in header.splitlines()
-            if line.startswith("# base:")
-        ]
-        base = VARIANTS / bases[0] if bases else REFERENCE
-        assert base.is_dir(), f"{path.name}: no variant {bases[0]!r} under {VARIANTS}"
-        return cls(
-            name=path.stem,
-            activity=path.stem.split("-", 1)[0],
-            kills=tuple(k.strip() for k in kills.split(",")),
-            before=before,
-            after=after,
-            knock_ons=knock_ons,
-            base=base,
-        )
-
-    def write(self, folder: Path) -> Path:
-        """The base module (the reference, or a variant's) with the one edit applied, in
-        ``folder``."""
-        module = f"activity_{self.activity.replace('.', '_')}.py"
-        source = (self.base / module).read_text()
-        assert source.count(self.before) == 1, f"{self.name}: the lines to replace must occur once"
-        folder.mkdir()
-        (folder / module).write_text(source.replace(self.before, self.after))
-        return folder
-
-
-MUTANT_FILES = sorted(MUTANTS.glob("*.mutant"))
 
 
 def rubric_checks(activity: str) -> dict[str, str]:

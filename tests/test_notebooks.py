@@ -15,9 +15,8 @@ import pytest
 
 from dlgrade import notebook
 from dlgrade.rubric import ACTIVITIES
-from tests.conftest import SUBMISSIONS
+from tests.helpers import LIGHT, SUBMISSIONS, dlgrade
 from tests.notebooks import TRY_IT, as_student_notebook, cells_of, notebook_text
-from tests.test_cli import LIGHT, dlgrade
 
 MODULE = "activity_1_01"
 

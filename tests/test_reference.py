@@ -6,7 +6,7 @@ import pytest
 
 from dlgrade import data
 from dlgrade.rubric import ACTIVITIES
-from tests.conftest import REFERENCE, REPO
+from tests.helpers import REFERENCE, REPO
 from tests.notebooks import convert
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,7 @@ def test_reference_graded_on_a_busy_machine_scores_full_marks(grade, tmp_path):
     slows the worker depends on the kernel and on what else runs (a CI runner with other
     test workers): while the call did not take longer than the limit, the load is doubled
     and the reference graded again — every grading must score full marks."""
-    from tests.test_time_limits import busy_machine
+    from tests.helpers import busy_machine
 
     submission = tmp_path / "reference"
     shutil.copytree(REFERENCE, submission)

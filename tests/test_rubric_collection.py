@@ -7,7 +7,7 @@ import pytest
 
 from dlgrade import RubricError, check
 from dlgrade.reports import json_report
-from tests.conftest import SUBMISSIONS
+from tests.helpers import SUBMISSIONS
 
 FAST = ("--no-preload", "--call-timeout", "5")
 

@@ -14,7 +14,7 @@ import pytest
 from dlgrade.errors import CallTimeout, SubmissionError, WorkerCrashed
 from dlgrade.protocol import Handle
 from dlgrade.sandbox import Limits, WorkerSession, isolation_mode
-from tests.conftest import running
+from tests.helpers import running
 
 MODULE = """
 import os, subprocess, sys, time

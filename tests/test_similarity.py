@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from dlgrade.rubric import ACTIVITIES
-from tests.conftest import REFERENCE
+from tests.helpers import LIGHT, REFERENCE, dlgrade
 from tests.notebooks import as_student_notebook
 from tests.planted import HONEST, VARIANTS, calibration_class, disguise
-from tests.test_cli import LIGHT, dlgrade
 
 similarity = pytest.importorskip("dlgrade.similarity")
 pytest.importorskip("copydetect", reason='the similarity extra: pip install ".[similarity]"')

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dlgrade.rubric import ACTIVITIES
-from tests.conftest import REFERENCE
+from tests.helpers import REFERENCE
 
 SKELETONS = Path(__file__).resolve().parent.parent / "dlgrade" / "skeletons"
 MODULES = [module for module, _ in ACTIVITIES.values()]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from dlgrade.errors import CallTimeout, MachineBusy
 from dlgrade.sandbox import Limits, WorkerSession
 from dlgrade.sandbox.clock import MAX_STRETCH, CallClock, available
-from tests.conftest import machine_to_ourselves
+from tests.helpers import busy_machine
 
 S = 1_000_000_000  # nanoseconds
 
@@ -94,44 +92,6 @@ def test_the_limit_expires_on_counted_time_and_gives_up_at_the_stretch():
 
 
 # -- real processes: hogs on every core ------------------------------------------------------
-
-
-def _hog(stop):
-    # Its own session, as another program would be: with the kernel's autogroups, CPU is
-    # shared between sessions first, and hogs in the test's session would only compete
-    # with each other.
-    os.setsid()
-    while not stop.is_set():
-        pass
-
-
-@contextmanager
-def busy_machine(per_cpu: int = 1, cpus=None):
-    """``per_cpu`` CPU-bound processes per CPU (pinned to ``cpus`` if given); no other
-    such load, and no Dask class run, runs meanwhile (``machine_to_ourselves``)."""
-    with machine_to_ourselves(), _hogs(per_cpu, cpus):
-        yield
-
-
-@contextmanager
-def _hogs(per_cpu: int, cpus):
-    context = multiprocessing.get_context("fork")
-    stop = context.Event()
-    targets = sorted(cpus or os.sched_getaffinity(0))
-    hogs = [context.Process(target=_hog, args=(stop,), daemon=True) for _ in targets * per_cpu]
-    for index, hog in enumerate(hogs):
-        hog.start()
-        if cpus:
-            os.sched_setaffinity(hog.pid, {targets[index % len(targets)]})
-    try:
-        time.sleep(0.3)
-        yield
-    finally:
-        stop.set()
-        for hog in hogs:
-            hog.join(5)
-            if hog.is_alive():
-                hog.kill()
 
 
 SPIN = """\
@@ -326,7 +286,7 @@ def test_the_budget_is_one_hang_at_the_largest_limit_plus_the_tiers_limit():
 def test_a_hanging_solve_costs_one_limit_and_every_other_check_still_runs(grade, tmp_path):
     """1.01 with `while True` in solve(): the first check that calls it times out, every
     later one fails at once saying why, and loss_fn's check is graded as usual."""
-    from tests.conftest import REFERENCE
+    from tests.helpers import REFERENCE
 
     submission = tmp_path / "hangs"
     submission.mkdir()

@@ -37,9 +37,7 @@ from dlgrade.reports.exports import (
     SUMMARY_HTML,
 )
 from dlgrade.rubric import GRADER_FAULTS, REGRADE_REASONS
-from tests.conftest import REPO
-from tests.test_cli import LIGHT
-from tests.test_grade import good_code, student
+from tests.helpers import LIGHT, REPO, good_code, student
 
 BOUND = 20  # seconds: the watchdog's bound in these tests (DLGRADE_WATCHDOG_SECONDS)
 #: what a bounded session may take beyond its bound: pytest, the rubric and the worker start

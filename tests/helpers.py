@@ -1,0 +1,310 @@
+"""Helpers shared by the test modules (no test module imports another): the repository's
+folders, running `dlgrade` as a student would, building grade records, the class-run and
+attack fixtures' pieces, mutants, and a machine kept to ourselves for timing tests."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from dlgrade import gradebook
+from dlgrade.gradebook import GRADED, StudentRecord
+from dlgrade.rubric import hidden_name
+from dlgrade.sandbox import isolation_mode
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKS = REPO / "checks"
+REFERENCE = REPO / "reference"
+SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
+MUTANTS = Path(__file__).resolve().parent / "mutants"
+
+
+def rubric_file(activity: str) -> Path:
+    """The activity's public rubric."""
+    return CHECKS / f"activity_{activity.replace('.', '_')}.py"
+
+
+def rubric_files(activity: str) -> list[Path]:
+    """The activity's public rubric and, where it has one, its hidden checks' file."""
+    public = rubric_file(activity)
+    hidden = public.with_name(hidden_name(public.name))
+    return [public, hidden] if hidden.is_file() else [public]
+
+
+def running(*argv: str) -> list[int]:
+    """Pids of live processes (not zombies) whose command line is exactly ``argv``."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes() != wanted:
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX":
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+@contextmanager
+def machine_to_ourselves():
+    """Run no other such block at once, in any pytest-xdist worker: the tests that load the
+    machine on purpose (CPU hogs) and the tests that measure or compare under load (class
+    runs on a Dask cluster) would otherwise disturb each other's clocks."""
+    lock = Path(tempfile.gettempdir()) / "dlgrade-tests-machine.lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+LIGHT = Path(__file__).parent / "rubrics" / "light"
+
+
+def dlgrade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return subprocess.run(
+        [sys.executable, "-m", "dlgrade.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def check(
+    check_id: str,
+    outcome: str = "pass",
+    max_points: float = 2,
+    *,
+    visibility: str = "public",
+    reason: str = "",
+    feedback: str = "",
+    stdout: str = "",
+    duration_s: float = 0.4,
+) -> dict:
+    """One check of a record as stored: ``CheckResult.to_dict(title=True)``."""
+    activity, name = check_id.split("/")
+    return {
+        "id": check_id,
+        "activity": activity,
+        "tier": "standard",
+        "visibility": visibility,
+        "points": max_points if outcome == "pass" else 0,
+        "max_points": max_points,
+        "outcome": outcome,
+        "reason": reason or ("" if outcome == "pass" else "check_failed"),
+        "feedback": feedback,
+        "duration_s": duration_s,
+        "stdout": stdout,
+        "title": name.replace("_", " ").capitalize(),
+    }
+
+
+def record(student: str, checks: list[dict], **fields) -> StudentRecord:
+    values = {
+        "folder": f"/class/submissions/{student}",
+        "status": GRADED,
+        "key": f"sha256-{student}",
+        "tier": "standard",
+        "rubric_version": "2026.1",
+        "seed": 20211,
+        "activities": tuple(dict.fromkeys(c["activity"] for c in checks)),
+        "checks": tuple(checks),
+        "started_at": "2026-03-01T10:00:00+00:00",
+        "finished_at": "2026-03-01T10:01:00+00:00",
+        "wall_s": 60.0,
+    }
+    values.update(fields)
+    return StudentRecord(student=student, **values)
+
+
+BROKEN = SUBMISSIONS / "broken"
+MODULE = "activity_1_01.py"
+
+
+def good_code() -> str:
+    """A TensorFlow-free 1.01 that passes the light rubric (wrong_type, mended)."""
+    return (
+        (BROKEN / "wrong_type" / MODULE)
+        .read_text()
+        .replace('return f"{abs(a * x**2 + b * x + c)}"', "return abs(a * x**2 + b * x + c)")
+    )
+
+
+def student(root: Path, name: str, source: Path | str | None) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    if isinstance(source, Path):
+        shutil.copy(source / MODULE, folder / MODULE)
+    elif isinstance(source, str):
+        (folder / MODULE).write_text(source)
+    return folder
+
+
+def grade(source: Path, out: Path, *extra) -> subprocess.CompletedProcess:
+    return dlgrade("grade", source, "--out", out, "--checks", LIGHT, "--call-timeout", 5, *extra)
+
+
+def rows(out: Path) -> dict[str, dict]:
+    with open(out / "gradebook.csv", newline="") as fh:
+        return {row["student"]: row for row in csv.DictReader(fh)}
+
+
+def records(out: Path) -> dict[str, gradebook.StudentRecord]:
+    return {r.student: r for r in gradebook.load_records(out)}
+
+
+def _hog(stop):
+    # Its own session, as another program would be: with the kernel's autogroups, CPU is
+    # shared between sessions first, and hogs in the test's session would only compete
+    # with each other.
+    os.setsid()
+    while not stop.is_set():
+        pass
+
+
+@contextmanager
+def busy_machine(per_cpu: int = 1, cpus=None):
+    """``per_cpu`` CPU-bound processes per CPU (pinned to ``cpus`` if given); no other
+    such load, and no Dask class run, runs meanwhile (``machine_to_ourselves``)."""
+    with machine_to_ourselves(), _hogs(per_cpu, cpus):
+        yield
+
+
+@contextmanager
+def _hogs(per_cpu: int, cpus):
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    targets = sorted(cpus or os.sched_getaffinity(0))
+    hogs = [context.Process(target=_hog, args=(stop,), daemon=True) for _ in targets * per_cpu]
+    for index, hog in enumerate(hogs):
+        hog.start()
+        if cpus:
+            os.sched_setaffinity(hog.pid, {targets[index % len(targets)]})
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        stop.set()
+        for hog in hogs:
+            hog.join(5)
+            if hog.is_alive():
+                hog.kill()
+
+
+ATTACKS = Path(__file__).resolve().parent / "attacks"
+JAILED = isolation_mode() == "namespaces"
+
+
+needs_jail = pytest.mark.skipif(
+    not JAILED, reason="only the jail (root and namespaces) stops this; see docs/security.md"
+)
+
+
+# Small limits keep the bombs quick; without TensorFlow the worker needs ~0.2 GiB.
+FAST = ("--no-preload", "--call-timeout", "5", "-k", "loss_fn or start")
+SECRET = "the other student's answers: 42"
+
+
+@dataclass
+class Classroom:
+    """An attacked submission, another student's folder beside it, and a results folder."""
+
+    submission: Path
+    sibling: Path
+    results: Path
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """Everything outside the worker's folders that the attack could change."""
+        state = {}
+        for root in (CHECKS, REFERENCE, self.sibling, self.submission, self.results):
+            for path in sorted(root.rglob("*")):
+                if path.parent == self.results and path.name in ("grade.json", ".keras"):
+                    continue  # the grader's own output, and its Keras settings (HOME)
+                if self.results / ".keras" in path.parents:
+                    continue
+                info = path.lstat()
+                state[str(path)] = (info.st_mtime_ns, info.st_size)
+        return state
+
+
+def assert_next_check_runs(graded) -> None:
+    start = graded.check("start_is_honoured")
+    assert start["outcome"] == "pass", start["feedback"]
+
+
+VARIANTS = Path(__file__).resolve().parent / "variants"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    activity: str
+    kills: tuple[str, ...]
+    before: str
+    after: str
+    #: check → why it fails too and cannot be kept from failing (``# knock-on: check — why``)
+    knock_ons: dict[str, str] = field(default_factory=dict)
+    #: the folder of the module the edit applies to: the reference, or a variant's (``# base:``)
+    base: Path = REFERENCE
+
+    @classmethod
+    def parse(cls, path: Path) -> Mutant:
+        text = path.read_text()
+        header, _, rest = text.partition("---\n")
+        before, _, after = rest.partition("+++\n")
+        kills = next(
+            line.split(":", 1)[1] for line in header.splitlines() if line.startswith("# kills:")
+        )
+        knock_ons = {}
+        for line in header.splitlines():
+            if line.startswith("# knock-on:"):
+                check, _, why = line.split(":", 1)[1].partition("—")
+                knock_ons[check.strip()] = why.strip()
+        bases = [
+            line.split(":", 1)[1].strip()
+            for line in header.splitlines()
+            if line.startswith("# base:")
+        ]
+        base = VARIANTS / bases[0] if bases else REFERENCE
+        assert base.is_dir(), f"{path.name}: no variant {bases[0]!r} under {VARIANTS}"
+        return cls(
+            name=path.stem,
+            activity=path.stem.split("-", 1)[0],
+            kills=tuple(k.strip() for k in kills.split(",")),
+            before=before,
+            after=after,
+            knock_ons=knock_ons,
+            base=base,
+        )
+
+    def write(self, folder: Path) -> Path:
+        """The base module (the reference, or a variant's) with the one edit applied, in
+        ``folder``."""
+        module = f"activity_{self.activity.replace('.', '_')}.py"
+        source = (self.base / module).read_text()
+        assert source.count(self.before) == 1, f"{self.name}: the lines to replace must occur once"
+        folder.mkdir()
+        (folder / module).write_text(source.replace(self.before, self.after))
+        return folder
+
+
+MUTANT_FILES = sorted(MUTANTS.glob("*.mutant"))
