@@ -184,6 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     kit.add_argument("out", type=Path, help="folder to write the kit to")
     kit.add_argument("--force", action="store_true", help="replace a non-empty folder")
     kit.set_defaults(run=run_kit)
+    _add_canvas_parser(commands)
+    _add_gradescope_parser(commands)
 
     data = commands.add_parser("data", help="datasets: list, fetch, verify, path, synth")
     mirror = argparse.ArgumentParser(add_help=False)
@@ -587,6 +589,86 @@ def run_similarity(args: argparse.Namespace) -> int:
         [(s.student, Path(s.folder)) for s in students], activities, rubric_root, out, args
     )
     return EXIT_OK
+
+
+def _add_canvas_parser(commands) -> None:
+    """``dlgrade canvas push``: grades into a Canvas assignment (dlgrade/canvas_push.py)."""
+    canvas = commands.add_parser("canvas", help="push grades to a Canvas assignment")
+    verbs = canvas.add_subparsers(dest="verb", metavar="VERB", required=True)
+    push = verbs.add_parser(
+        "push",
+        help="post each fully graded student's score and a short comment (token: $CANVAS_TOKEN)",
+        description="Post each fully graded student's score to a Canvas assignment, only "
+        "where it differs, and read it back. The token is read from $CANVAS_TOKEN only. "
+        "See docs/lms.md.",
+    )
+    push.add_argument("results", type=Path, help="the results folder of `dlgrade grade`")
+    push.add_argument(
+        "--url", required=True, help="Canvas's address, e.g. https://canvas.example.edu"
+    )
+    push.add_argument("--course", required=True, metavar="ID", help="the Canvas course id")
+    push.add_argument("--assignment", required=True, metavar="ID", help="the Canvas assignment id")
+    push.add_argument(
+        "--roster",
+        type=Path,
+        metavar="CSV",
+        help="student id → Canvas user id (columns student, canvas_id); "
+        "default: each record's lms_id",
+    )
+    push.add_argument(
+        "--dry-run", action="store_true", help="show what would change; write nothing"
+    )
+    push.add_argument(
+        "--feedback-url",
+        metavar="TEMPLATE",
+        help="where students read their feedback, e.g. https://host/fb/{stem}.html "
+        "(default: the comment names feedback/<stem>.html)",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from dlgrade.canvas_push import run_canvas_push
+
+        return run_canvas_push(args)
+
+    push.set_defaults(run=run)
+
+
+def _add_gradescope_parser(commands) -> None:
+    """``dlgrade gradescope build|run``: a Gradescope autograder (dlgrade/gradescope_build.py)."""
+    gradescope = commands.add_parser("gradescope", help="build a Gradescope autograder zip")
+    verbs = gradescope.add_subparsers(dest="verb", metavar="VERB", required=True)
+    build = verbs.add_parser(
+        "build",
+        help="write OUT.zip for Gradescope: setup.sh, run_autograder, wheel, pins, rubrics",
+        description="Write a Gradescope autograder for the chosen activities and tier. "
+        "See docs/gradescope.md.",
+    )
+    build.add_argument("out", type=Path, help="the zip to write, e.g. autograder.zip")
+    build.add_argument(
+        "--activity", action="append", metavar="N.NN", help="repeatable; default: all nine"
+    )
+    build.add_argument("--tier", choices=TIERS, default="quick", help="default: quick")
+    build.add_argument(
+        "--time-limit",
+        type=int,
+        metavar="SECONDS",
+        help="the whole grade of one submission (default by tier: quick 900, standard 1800, "
+        "full 3600)",
+    )
+    run = verbs.add_parser(
+        "run", help="inside Gradescope (run_autograder): grade submission/, write results.json"
+    )
+    run.add_argument("--root", type=Path, help="default: $DLGRADE_GRADESCOPE_ROOT or /autograder")
+    run.add_argument("--config", type=Path, help="default: ./dlgrade_gradescope.json")
+    run.add_argument("--time-limit", type=float, metavar="SECONDS", help="default: the build's")
+
+    def dispatch(args: argparse.Namespace) -> int:
+        from dlgrade.gradescope_build import run_cli
+
+        return run_cli(args)
+
+    build.set_defaults(run=dispatch)
+    run.set_defaults(run=dispatch)
 
 
 def run_kit(args: argparse.Namespace) -> int:
