@@ -368,7 +368,7 @@ def build(
         "datasets": datasets_for(activities),
         "git_commit": commit,
     }
-    members[CONFIG_NAME] = (json.dumps(config, indent=2) + "\n").encode()
+    members[CONFIG_NAME] = (json.dumps(config, indent=2, allow_nan=False) + "\n").encode()
     members[CONSTRAINTS_NAME] = constraints_text(pins).encode()
     for rubric in rubrics:
         members[f"checks/{rubric.name}"] = rubric.read_bytes()
