@@ -436,6 +436,10 @@ CRASH_TEXT = (
     "scored 0. This is not a verdict on your code: tell your instructor, who can see the "
     "log, and resubmit once it is fixed."
 )
+UPLOAD_TEXT = (
+    "Your upload could not be unpacked, so nothing was graded and it scored 0: {why}. "
+    "Upload your activity_X_YY.py or .ipynb files, or one ordinary zip of them."
+)
 NOTHING_TEXT = (
     "No activity file found in your submission: upload {names} (a .py module or an .ipynb "
     "notebook each, or one zip of them), named exactly so."
@@ -583,7 +587,12 @@ def grade_submission(
     head = header(config, device="CPU", sandbox=sandbox)
     work = Path(tempfile.mkdtemp(prefix="dlgrade-gradescope-"))
     try:
-        folder = collect_submission(root / "submission", work / "upload")
+        from dlgrade.lms import LmsError
+
+        try:
+            folder = collect_submission(root / "submission", work / "upload")
+        except LmsError as exc:  # the upload itself: too big, damaged, a zip bomb
+            return fallback_results(UPLOAD_TEXT.format(why=exc), head=head), 0
         if folder is None:
             names = ", ".join(f"{ACTIVITIES[a][0]}.py" for a in config["activities"])
             return fallback_results(NOTHING_TEXT.format(names=names), head=head), 0

@@ -238,6 +238,26 @@ def test_run_with_no_activity_file_says_what_to_upload(tmp_path, monkeypatch):
     assert written["score"] == 0 and "activity_1_01.py" in written["output"]
 
 
+def test_an_upload_that_cannot_be_unpacked_is_the_students_zero(tmp_path, monkeypatch):
+    from dlgrade.lms import LmsError
+
+    (tmp_path / "submission").mkdir()
+    config = tmp_path / "source" / gb.CONFIG_NAME
+    config.parent.mkdir()
+    config.write_text(json.dumps({"tier": "quick", "activities": ["1.01"], "time_limit_s": 60}))
+    monkeypatch.setattr(gb, "sandbox_line", lambda: "sandbox: test")
+
+    def refuse(submission, dest):
+        raise LmsError("would unpack to 2,000,000,000 bytes (a zip bomb?)")
+
+    monkeypatch.setattr(gb, "collect_submission", refuse)
+    assert gb.run_gradescope(tmp_path, config, None) == 0
+    written = json.loads((tmp_path / "results" / "results.json").read_text())
+    validate(written)
+    assert written["score"] == 0 and "could not be unpacked" in written["output"]
+    assert "zip bomb" in written["output"] and "grader failed" not in written["output"]
+
+
 def test_submission_in_a_zip_with_a_folder_is_found(tmp_path):
     submission = tmp_path / "submission"
     submission.mkdir()
