@@ -157,8 +157,13 @@ class Submission:
     def export_model(self, handle: Handle, *, unbuilt_shape=None) -> Path:
         """Save the model behind ``handle`` as ``.keras`` and return the trusted copy."""
         __tracebackhide__ = True
+        return self._export(handle, unbuilt_shape).path
+
+    def _export(self, handle: Handle, unbuilt_shape):
+        """:meth:`export_model`, with whether the worker traced a subclassed model."""
+        __tracebackhide__ = True
         with self.budgeted() as limit:
-            return self.session.export_model(handle, timeout=limit, unbuilt_shape=unbuilt_shape)
+            return self.session.export(handle, timeout=limit, unbuilt_shape=unbuilt_shape)
 
     def build_model(
         self, function: RemoteFunction, /, *, unbuilt_shape=None, **kwargs: Any
@@ -229,8 +234,7 @@ class Submission:
         from dlgrade import models
 
         self.model_inspector().start()  # its TensorFlow loads while the worker saves
-        with self.budgeted() as limit:
-            exported = self.session.export(handle, timeout=limit, unbuilt_shape=unbuilt_shape)
+        exported = self._export(handle, unbuilt_shape)
         path = exported.path
         check = None
         if exported.traced is not None:

@@ -93,7 +93,8 @@ def trace(model: Any, shape: tuple) -> Any:
     import keras
 
     name = type(model).__name__
-    for layer in _custom_layers(model):
+    custom = _custom_layers(model)
+    for layer in custom:
         own = _own_weights(layer)
         if own:
             paths = ", ".join(sorted(w.path for w in own)[:3]) + (", …" if len(own) > 3 else "")
@@ -103,10 +104,7 @@ def trace(model: Any, shape: tuple) -> Any:
                 f"rebuild a model from Keras's own layers, so your {name} cannot be graded. "
                 + TRACE_FIX
             )
-    classes: list[type] = []
-    for layer in _custom_layers(model):
-        if type(layer) not in classes:
-            classes.append(type(layer))
+    classes = list(dict.fromkeys(type(layer) for layer in custom))
     saved = {cls: cls.__dict__.get("__call__") for cls in classes}
     inputs = keras.Input(shape=tuple(shape)[1:])
     try:
@@ -119,8 +117,6 @@ def trace(model: Any, shape: tuple) -> Any:
             kwargs["training"] = None  # leave the mode to the caller, as a functional model does
         outputs = model.call(inputs, **kwargs)
         traced = keras.Model(inputs, outputs, name=model.name)
-    except TraceError:
-        raise
     except Exception as exc:  # noqa: BLE001 - the student's call() did not trace
         raise TraceError(
             f"your {name}.call() could not be followed through Keras's layers on a symbolic "

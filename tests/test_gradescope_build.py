@@ -273,6 +273,18 @@ def test_submission_in_a_zip_with_a_folder_is_found(tmp_path):
     assert not (tmp_path / "escape.py").exists()
 
 
+def _script(root: Path, name: str, env: dict, *, timeout: float) -> subprocess.CompletedProcess:
+    """Run one of the zip's scripts as Gradescope does: bash, from ``source/``."""
+    return subprocess.run(
+        ["bash", str(root / "source" / name)],
+        cwd=root / "source",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_the_bash_fallback_writes_results_when_dlgrade_is_missing(built, tmp_path):
     out, _ = built
     root = tmp_path / "autograder"
@@ -281,14 +293,7 @@ def test_the_bash_fallback_writes_results_when_dlgrade_is_missing(built, tmp_pat
     with zipfile.ZipFile(out) as archive:
         archive.extractall(root / "source")
     env = {"PATH": "/usr/bin:/bin", "DLGRADE_GRADESCOPE_ROOT": str(root)}
-    done = subprocess.run(
-        ["bash", str(root / "source" / gb.RUN_NAME)],
-        cwd=root / "source",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _script(root, gb.RUN_NAME, env, timeout=60)
     assert done.returncode == 0
     written = json.loads((root / "results" / "results.json").read_text())
     validate(written)
@@ -346,14 +351,7 @@ def _run_autograder(root: Path, bin_dir: Path, limit: int) -> tuple[dict, str]:
         DLGRADE_GRADESCOPE_TIME_LIMIT=str(limit),
     )
     env.pop("VIRTUAL_ENV", None)
-    done = subprocess.run(
-        ["bash", str(root / "source" / gb.RUN_NAME)],
-        cwd=root / "source",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=limit + 180,
-    )
+    done = _script(root, gb.RUN_NAME, env, timeout=limit + 180)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(results.read_text())
     validate(result)
@@ -388,14 +386,7 @@ def test_end_to_end_setup_and_run_autograder(tmp_path):
     venv, bin_dir = tmp_path / "venv", tmp_path / "bin"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update(DLGRADE_VENV=str(venv), DLGRADE_BIN_DIR=str(bin_dir), DLGRADE_PYTHON=sys.executable)
-    setup = subprocess.run(
-        ["bash", str(root / "source" / gb.SETUP_NAME)],
-        cwd=root / "source",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    setup = _script(root, gb.SETUP_NAME, env, timeout=1800)
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
     assert (bin_dir / "dlgrade").is_symlink()
     assert os.path.realpath(bin_dir / "dlgrade") == str((venv / "bin" / "dlgrade").resolve())
