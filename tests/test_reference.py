@@ -80,24 +80,37 @@ def test_full_tier_checks_that_need_a_gpu_stop_as_a_runner_problem_without_one()
         assert "models.require_gpu(" in (REPO / "checks" / rubric).read_text()
 
 
-def test_reference_graded_on_a_busy_machine_scores_full_marks(grade, tmp_path):
-    """Three CPU-bound programs per core (each in its own session, as other programs are)
-    while 1.01 is graded with a 6 s limit per call: its longest call (1,000 optimizer steps,
-    about 3.5 s on a quiet machine) takes longer than 6 s of wall time, which a wall clock
-    would charge as a timeout; the fair clock counts what the worker got. How much a load
-    slows the worker depends on the kernel and on what else runs (a CI runner with other
-    test workers): while the call did not take longer than the limit, the load is doubled
-    and the reference graded again — every grading must score full marks."""
+def test_reference_graded_on_a_busy_machine_is_never_charged(grade, tmp_path):
+    """CPU-bound programs (each in its own session, as other programs are) while 1.01's
+    longest call (1,000 optimizer steps, about 3.5 s on a quiet machine) is graded with a 6 s
+    limit per call. A wall clock would charge the student a timeout once the load stretches
+    that call past 6 s; the fair clock counts what the worker got, and past MAX_STRETCH× the
+    limit gives the call up as the grader's (``machine_busy``, regraded next run).
+
+    How much a load slows the worker depends on the kernel and on what else runs (a CI runner
+    with other test workers), so the load climbs a ladder: lighter while the call stayed
+    under its limit, one rung down after a ``machine_busy``. Every grading on the way must
+    charge the student nothing (each check passes or is the grader's machine_busy), and at
+    least one must have passed the call after more than 6 s of wall time: the case a wall
+    clock gets wrong."""
     from tests.helpers import busy_machine
 
     submission = tmp_path / "reference"
     shutil.copytree(REFERENCE, submission)
-    walls = []
-    for per_cpu in (3, 6, 12):
-        with busy_machine(per_cpu=per_cpu):
-            graded = grade(submission, ("1.01",), "quick", "--call-timeout", "6")
-        assert graded.grade["score"] == graded.grade["max_score"] > 0, (per_cpu, graded.outcomes)
-        walls.append(graded.check("solve_with_book_defaults")["duration_s"])
-        if walls[-1] > 6:
-            break
-    assert walls[-1] > 6, f"the machine was never busy enough to test anything ({walls} s)"
+    ladder, rung, seen = (1, 2, 3, 4, 6, 8), 0, []
+    for _attempt in range(6):
+        with busy_machine(per_cpu=ladder[rung]):
+            graded = grade(
+                submission, ("1.01",), "quick", "--call-timeout", "6", "-k", "book_defaults"
+            )
+        solve = graded.check("solve_with_book_defaults")
+        seen.append((ladder[rung], solve["outcome"], solve.get("reason"), solve["duration_s"]))
+        for check in graded.grade["checks"]:
+            assert check["outcome"] == "pass" or check.get("reason") == "machine_busy", seen
+        if solve["outcome"] == "pass" and solve["duration_s"] > 6:
+            return
+        if solve["outcome"] == "pass":
+            rung = min(rung + 1, len(ladder) - 1)
+        else:
+            rung = max(rung - 1, 0)
+    pytest.fail(f"no load stretched the call past its limit and let it finish: {seen}")
