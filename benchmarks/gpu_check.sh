@@ -13,12 +13,11 @@
 # 4. a table: activity, wall time, the device its worker ran on (as the grade says it),
 #    the peak GPU memory in use, the score — and the total.
 #
-# Settings: GPU_CHECK_ACTIVITIES ("1.01 2.01 …"), GPU_CHECK_TIER (full), GPU_CHECK_OUT
+# Settings: GPU_CHECK_ACTIVITIES ("1.01 2.01 …"; default every declared activity), GPU_CHECK_TIER (full), GPU_CHECK_OUT
 # (a folder for the grades and logs; default a new temporary one), GPU_CHECK_PYTHON.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ACTIVITIES=${GPU_CHECK_ACTIVITIES:-"1.01 2.01 3.01 3.02 4.01 4.02 5.01 6.01 7.01"}
 TIER=${GPU_CHECK_TIER:-full}
 OUT=${GPU_CHECK_OUT:-$(mktemp -d /tmp/dlgrade-gpu-check.XXXXXX)}
 mkdir -p "$OUT"
@@ -32,6 +31,8 @@ else
     PYTHON=$OUT/venv/bin/python
 fi
 DLGRADE=("$PYTHON" -m dlgrade.cli)
+# every activity the rubrics declare (ACTIVITY = dlgrade.activity(...) in checks/)
+ACTIVITIES=${GPU_CHECK_ACTIVITIES:-$("$PYTHON" -c 'from dlgrade.rubric import ACTIVITIES; print(*ACTIVITIES)')}
 
 echo "== machine"
 if command -v nvidia-smi >/dev/null; then

@@ -22,7 +22,7 @@ band.
 import dlgrade
 from dlgrade import expect
 
-ACTIVITY = "1.01"
+ACTIVITY = dlgrade.activity("1.01", "Quadratic solved by an optimizer")
 PRELOAD = ("keras",)
 
 #: (x − 1000)²: 10,000 steps from 0 do not reach its minimum, so the learning rate shows
@@ -56,8 +56,8 @@ def test_loss_fn_at_known_points(student):
     for x, coefficients in KNOWN_POINTS:
         a, b, c = coefficients
         want = abs(a * x**2 + b * x + c)
-        got = expect.scalar(student.loss_fn(x, coefficients), f"loss_fn({x}, {coefficients})")
-        expect.close(got, want, 1e-4 * max(1.0, want), f"loss_fn({x}, {coefficients})")
+        got = expect.scalar(f"loss_fn({x}, {coefficients})", student.loss_fn(x, coefficients))
+        expect.close(f"loss_fn({x}, {coefficients})", got, want, 1e-4 * max(1.0, want))
 
 
 @dlgrade.check(
@@ -69,8 +69,8 @@ def test_loss_fn_at_known_points(student):
 )
 def test_solve_with_book_defaults(student):
     """solve() with the book's defaults finds x ≈ 5."""
-    x = expect.scalar(student.solve(), "solve()")
-    expect.close(x, 5.0, 0.01, "solve()")
+    x = expect.scalar("solve()", student.solve())
+    expect.close("solve()", x, 5.0, 0.01)
 
 
 @dlgrade.check(
@@ -81,8 +81,8 @@ def test_solve_with_book_defaults(student):
 )
 def test_iterations_are_honoured(student):
     """solve(iterations=10) stops after 10 Adam steps (x ≈ 0.1)."""
-    x = expect.scalar(student.solve(iterations=10), "solve(iterations=10)")
-    expect.close(x, 0.0999, 0.01, "solve(iterations=10)")
+    x = expect.scalar("solve(iterations=10)", student.solve(iterations=10))
+    expect.close("solve(iterations=10)", x, 0.0999, 0.01)
 
 
 @dlgrade.check(
@@ -95,8 +95,8 @@ def test_learning_rate_is_honoured(student):
     """solve(learning_rate=0.05) moves x 50× as far in 10 steps as 0.001 does."""
     slow_call = "solve((1, -2000, 1e6), learning_rate=0.001, iterations=10, start=0.0)"
     fast_call = "solve((1, -2000, 1e6), learning_rate=0.05, iterations=10, start=0.0)"
-    slow = expect.scalar(student.solve(FAR_SQUARE, learning_rate=0.001, iterations=10), slow_call)
-    fast = expect.scalar(student.solve(FAR_SQUARE, learning_rate=0.05, iterations=10), fast_call)
+    slow = expect.scalar(slow_call, student.solve(FAR_SQUARE, learning_rate=0.001, iterations=10))
+    fast = expect.scalar(fast_call, student.solve(FAR_SQUARE, learning_rate=0.05, iterations=10))
     if not (slow > 0 and fast >= LEARNING_RATE_RATIO * slow):
         dlgrade.fail(
             f"{slow_call} returned {slow:.4g} and {fast_call} returned {fast:.4g}: a learning "
@@ -109,7 +109,7 @@ def _their_loss(student, x, coefficients) -> float:
     """The student's own loss_fn at x (solve minimises it), or the book's if it fails."""
     a, b, c = coefficients
     try:
-        return expect.scalar(student.loss_fn(x, coefficients), "loss_fn")
+        return expect.scalar("loss_fn", student.loss_fn(x, coefficients))
     except (dlgrade.SubmissionError, dlgrade.CheckFailed):
         return abs(a * x**2 + b * x + c)
 
@@ -123,7 +123,7 @@ def _their_loss(student, x, coefficients) -> float:
 def test_solve_minimises_the_absolute_value(student):
     """solve() finds the root 0.5 of x² − 3x + 1.25 from 0, not the vertex 1.5."""
     what = "solve((1.0, -3.0, 1.25), learning_rate=0.01, iterations=100, start=0.0)"
-    x = expect.scalar(student.solve(TWO_ROOTS, learning_rate=0.01, iterations=100, start=0.0), what)
+    x = expect.scalar(what, student.solve(TWO_ROOTS, learning_rate=0.01, iterations=100, start=0.0))
     # Graded against the student's own loss_fn (which has its own check): solve's job is to
     # minimise it, so a loss_fn that forgot abs() does not cost this check's points too.
     if _their_loss(student, x, TWO_ROOTS) > _their_loss(student, 0.5, TWO_ROOTS) + ROOT_SLACK:
@@ -140,5 +140,5 @@ def test_solve_minimises_the_absolute_value(student):
 def test_start_is_honoured(student):
     """solve(start=10, learning_rate=1e-6, iterations=1) stays at 10."""
     what = "solve(start=10.0, learning_rate=1e-06, iterations=1)"
-    x = expect.scalar(student.solve(start=10.0, learning_rate=1e-6, iterations=1), what)
-    expect.close(x, 10.0, 0.05, what)
+    x = expect.scalar(what, student.solve(start=10.0, learning_rate=1e-6, iterations=1))
+    expect.close(what, x, 10.0, 0.05)

@@ -28,6 +28,6 @@ def test_other_perfect_squares(student):
         coefficients = (1.0, -2.0 * k, k * k)
         what = f"solve({coefficients}, learning_rate=0.05, iterations=2000, start={start})"
         x = expect.scalar(
-            student.solve(coefficients, learning_rate=0.05, iterations=2000, start=start), what
+            what, student.solve(coefficients, learning_rate=0.05, iterations=2000, start=start)
         )
-        expect.close(x, k, 0.01, what)
+        expect.close(what, x, k, 0.01)

@@ -30,7 +30,7 @@ import pytest
 import dlgrade
 from dlgrade import expect, models, synth, twins
 
-ACTIVITY = "2.01"
+ACTIVITY = dlgrade.activity("2.01", "Sonar mines vs. rocks MLP")
 PRELOAD = ("keras",)
 DATASETS = ("sonar",)
 
@@ -66,11 +66,11 @@ def _labels(classes) -> np.ndarray:
 
 def _load(submission, student, csv, *, y_shape=True):
     result = student.load_data(str(submission.share(csv)))
-    X, y = expect.sequence(result, 2, "load_data(path)")
+    X, y = expect.sequence("load_data(path)", result, 2)
     rows = len(pd.read_csv(csv))
-    X = expect.array(X, "load_data(path)[0] (X)", shape=(rows, 60), kinds="fiu")
+    X = expect.array("load_data(path)[0] (X)", X, shape=(rows, 60), kinds="fiu")
     shape = (rows, 1) if y_shape else None
-    y = expect.array(y, "load_data(path)[1] (y)", shape=shape, kinds="iubf")
+    y = expect.array("load_data(path)[1] (y)", y, shape=shape, kinds="iubf")
     if y.dtype.kind == "f" and not np.all(np.isin(y, (0.0, 1.0))):
         values = sorted(set(np.unique(y).tolist()))[:6]
         dlgrade.fail(f"y holds the values {values}; expected 0 and 1")
@@ -88,8 +88,13 @@ def test_load_data_shapes_and_labels(submission, student, sonar_csv):
     """load_data returns X (208, 60) floats and y (208, 1) labels matching Class."""
     X, y = _load(submission, student, sonar_csv)
     want_X, classes = _expected(sonar_csv)
-    if not np.allclose(X, want_X, atol=1e-5):
-        dlgrade.fail("load_data(path)[0] does not hold the 60 feature columns of the CSV in order")
+    expect.allclose(
+        "load_data(path)[0] (X)",
+        X,
+        want_X,
+        atol=1e-5,
+        fix="X must hold the 60 feature columns of the CSV in order",
+    )
     values = set(np.unique(y).tolist())
     if not values <= {0, 1}:
         dlgrade.fail(f"y holds the values {sorted(values)}; expected only 0 and 1")
@@ -110,8 +115,13 @@ def test_load_data_reads_the_given_path(submission, student, scratch):
     """load_data reads the file it is given (a 50-row CSV gives 50 rows)."""
     csv = synth.sonar(scratch / "other_sonar.csv", rows=50, seed=3)
     X, _ = _load(submission, student, csv, y_shape=False)  # y's shape has its own check
-    if not np.allclose(X, _expected(csv)[0], atol=1e-5):
-        dlgrade.fail("load_data(path) on a 50-row CSV returned other rows than the file's")
+    expect.allclose(
+        "load_data(path)[0] (X) on a 50-row CSV",
+        X,
+        _expected(csv)[0],
+        atol=1e-5,
+        fix="X must hold the rows of the file at `path`",
+    )
 
 
 @dlgrade.check(
@@ -170,7 +180,7 @@ def test_training_reaches_book_accuracy(submission, student, sonar_csv):
     y = _labels(classes)
     handle = submission.grader_model(BOOK_MODEL, (60,), BOOK_COMPILE)
     history = expect.mapping(
-        student.train(handle, X, y, epochs=30), "train(model, X, y, epochs=30)"
+        "train(model, X, y, epochs=30)", student.train(handle, X, y, epochs=30)
     )
     curve = [k for k in history if k in models.ACCURACY]
     if not curve:
@@ -181,7 +191,7 @@ def test_training_reaches_book_accuracy(submission, student, sonar_csv):
             f"history[{curve[0]!r}] is {expect.describe(values)}; expected a list with one "
             "value per epoch (30)"
         )
-    best = max(expect.scalar(v, f"history[{curve[0]!r}]") for v in values)
+    best = max(expect.scalar(f"history[{curve[0]!r}]", v) for v in values)
     if best < TRAIN_ACCURACY:
         dlgrade.fail(
             f"the best training accuracy over 30 epochs is {best:.3f}; the book's model "

@@ -29,7 +29,7 @@ import pytest
 import dlgrade
 from dlgrade import data, expect, models, twins
 
-ACTIVITY = "3.01"
+ACTIVITY = dlgrade.activity("3.01", "Fashion-MNIST CNN")
 PRELOAD = ("keras",)
 DATASETS = ("fashion_mnist",)
 
@@ -69,16 +69,16 @@ def fashion():
 def test_load_data_adds_the_channel_axis(student, fashion):
     """load_data gives (60000, 28, 28, 1) / (10000, 28, 28, 1) images and their labels."""
     (x_train, y_train), (x_test, y_test) = fashion
-    result = expect.sequence(student.load_data(), 2, "load_data()")
-    train = expect.sequence(result[0], 2, "load_data()[0]")
-    test = expect.sequence(result[1], 2, "load_data()[1]")
+    result = expect.sequence("load_data()", student.load_data(), 2)
+    train = expect.sequence("load_data()[0]", result[0], 2)
+    test = expect.sequence("load_data()[1]", result[1], 2)
     for got, want, what in (
         (train[0], x_train, "x_train"),
         (train[1], y_train, "y_train"),
         (test[0], x_test, "x_test"),
         (test[1], y_test, "y_test"),
     ):
-        got = expect.array(got, f"load_data(): {what}", shape=want.shape, kinds="uif")
+        got = expect.array(f"load_data(): {what}", got, shape=want.shape, kinds="uif")
         if not np.array_equal(got, want):
             dlgrade.fail(f"load_data(): {what} does not hold the Fashion-MNIST data in order")
 
@@ -88,18 +88,18 @@ def _batches(submission, student, fashion, batch_size, n=2):
     result = student.make_datasets(
         x_train[:256], y_train[:256], x_test[:128], y_test[:128], batch_size=batch_size
     )
-    train, val = expect.sequence(result, 2, "make_datasets(...)")
+    train, val = expect.sequence("make_datasets(...)", result, 2)
     out = []
     for handle, what in ((train, "train"), (val, "val")):
-        handle = expect.handle(handle, f"make_datasets(...): {what}")
+        handle = expect.handle(f"make_datasets(...): {what}", handle)
         items = submission.take(handle, n)
         if len(items) != n:
             dlgrade.fail(f"the {what} dataset yielded {len(items)} batches; expected at least {n}")
         batches = []
         for item in items:
-            images, labels = expect.sequence(item, 2, f"a {what} batch")
-            images = expect.array(images, f"{what} images", shape=(None, 28, 28, 1), kinds="f")
-            labels = expect.array(labels, f"{what} labels", kinds="iuf").reshape(-1)
+            images, labels = expect.sequence(f"a {what} batch", item, 2)
+            images = expect.array(f"{what} images", images, shape=(None, 28, 28, 1), kinds="f")
+            labels = expect.array(f"{what} labels", labels, kinds="iuf").reshape(-1)
             batches.append((images, labels))
         out.append(batches)
     return out
@@ -214,7 +214,7 @@ def test_short_training_learns(submission, student, fashion):
     handle = submission.grader_model(BOOK_MODEL, (28, 28, 1), BOOK_COMPILE)
     before, _ = _evaluate(submission.load_model(handle), x_test[:500], y_test[:500])
     expect.mapping(
-        student.train(handle, train, val, epochs=2), "train(model, train, val, epochs=2)"
+        "train(model, train, val, epochs=2)", student.train(handle, train, val, epochs=2)
     )
     after, accuracy = _evaluate(submission.load_model(handle), x_test[:500], y_test[:500])
     if not (after < before and accuracy >= STANDARD_ACCURACY):
@@ -237,10 +237,10 @@ def test_book_training_reaches_validation_accuracy(submission, student, fashion)
         raise data.missing(data.dataset("fashion_mnist"), "the full tier needs the real data")
     (x_train, y_train), (x_test, y_test) = fashion
     train, val = expect.sequence(
-        student.make_datasets(x_train, y_train, x_test, y_test), 2, "make_datasets(...)"
+        "make_datasets(...)", student.make_datasets(x_train, y_train, x_test, y_test), 2
     )
     handle, _, call = submission.build_model(student.build_model, unbuilt_shape=(None, 28, 28, 1))
-    expect.mapping(student.train(handle, train, val, epochs=5), "train(...)")
+    expect.mapping("train(...)", student.train(handle, train, val, epochs=5))
     with models.student_model(call):
         _, accuracy = _evaluate(submission.load_model(handle), x_test, y_test)
     if accuracy < FULL_ACCURACY:

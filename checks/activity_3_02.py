@@ -31,7 +31,7 @@ import pytest
 import dlgrade
 from dlgrade import data, expect, models, synth
 
-ACTIVITY = "3.02"
+ACTIVITY = dlgrade.activity("3.02", "Fruits-360 transfer learning with VGG16")
 PRELOAD = ("keras",)
 DATASETS = ("fruits360", "vgg16_notop")  # the full tier builds VGG16 with ImageNet weights
 
@@ -97,10 +97,10 @@ def validation_images(tree):
 
 def _datasets(submission, student, shared_tree, batch_size=16):
     result = student.make_datasets(*shared_tree, batch_size=batch_size)
-    train, val = expect.sequence(result, 2, "make_datasets(train_dir, val_dir)")
+    train, val = expect.sequence("make_datasets(train_dir, val_dir)", result, 2)
     return (
-        expect.handle(train, "make_datasets(...): train"),
-        expect.handle(val, "make_datasets(...): val"),
+        expect.handle("make_datasets(...): train", train),
+        expect.handle("make_datasets(...): val", val),
     )
 
 
@@ -153,9 +153,9 @@ def test_datasets_from_a_class_per_folder_tree(submission, student, shared_tree)
     modes = {}
     for handle, what in ((train, "train"), (val, "val")):
         (item,) = submission.take(handle, 1) or [None]
-        images, labels = expect.sequence(item, 2, f"a {what} batch")
-        images = expect.array(images, f"{what} images", shape=(8, 100, 100, 3), kinds="f")
-        labels = expect.array(labels, f"{what} labels", shape=(8, CLASSES), kinds="fiu")
+        images, labels = expect.sequence(f"a {what} batch", item, 2)
+        images = expect.array(f"{what} images", images, shape=(8, 100, 100, 3), kinds="f")
+        labels = expect.array(f"{what} labels", labels, shape=(8, CLASSES), kinds="fiu")
         modes[what] = _preprocessing(images)
         if modes[what] is None:
             dlgrade.fail(
@@ -188,9 +188,9 @@ def test_validation_batches_are_the_validation_folder(
     items = submission.take(val, len(labels) // 10)
     seen = []
     for item in items:
-        images, got_labels = expect.sequence(item, 2, "a val batch")
-        images = expect.array(images, "val images", shape=(None, 100, 100, 3), kinds="fiu")
-        got_labels = expect.array(got_labels, "val labels", kinds="fiu")
+        images, got_labels = expect.sequence("a val batch", item, 2)
+        images = expect.array("val images", images, shape=(None, 100, 100, 3), kinds="fiu")
+        got_labels = expect.array("val labels", got_labels, kinds="fiu")
         mode = _preprocessing(images, raw_too=True)
         if mode is None:
             dlgrade.fail("validation images are neither rescaled to [0, 1] nor preprocess_input's")
@@ -294,8 +294,8 @@ def test_a_few_steps_train_the_head_only(submission, student, shared_tree, tree)
     before_model = submission.load_model(handle)
     before = float(before_model.evaluate(x, y, verbose=0)[0])
     expect.mapping(
-        student.train(handle, train, val, epochs=1, steps_per_epoch=6, validation_steps=1),
         "train(...)",
+        student.train(handle, train, val, epochs=1, steps_per_epoch=6, validation_steps=1),
     )
     after_model = submission.load_model(handle)
     after = float(after_model.evaluate(x, y, verbose=0)[0])
@@ -334,7 +334,7 @@ def test_book_training_reaches_accuracy(submission, student):
     root = data.path("fruits360")
     train, val = _datasets(submission, student, (str(root / "Training"), str(root / "Test")))
     handle, _, call = submission.build_model(student.build_model)
-    history = expect.mapping(student.train(handle, train, val, epochs=5), "train(...)")
+    history = expect.mapping("train(...)", student.train(handle, train, val, epochs=5))
     model = submission.load_model(handle)
     with models.student_model(call):
         test_accuracy = float(model.evaluate(*_all_batches(submission, val), verbose=0)[1])

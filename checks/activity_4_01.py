@@ -24,7 +24,7 @@ import pytest
 import dlgrade
 from dlgrade import data, expect
 
-ACTIVITY = "4.01"
+ACTIVITY = dlgrade.activity("4.01", "Alice in Wonderland preprocessing")
 DATASETS = ("nltk",)
 
 EXTRA_STOPS = ["--", "said"]

@@ -24,7 +24,7 @@ import dlgrade
 from dlgrade import data, expect
 from dlgrade.sandbox import WorkerSession
 
-ACTIVITY = "4.02"
+ACTIVITY = dlgrade.activity("4.02", "word2vec on Alice")
 DATASETS = ("nltk",)
 
 #: the reference run, executed in its own worker so that it hashes like the student's
@@ -118,7 +118,7 @@ def test_training_parameters_are_set_on_the_model(submission, student, sentences
     """train_vectors(window=2) and (sg=1) set those parameters on the model."""
     for window, sg in ((2, 0), (5, 1)):
         what = f"train_vectors(sentences, window={window}, sg={sg}, seed=3)"
-        handle = expect.handle(student.train_vectors(sentences, window=window, sg=sg, seed=3), what)
+        handle = expect.handle(what, student.train_vectors(sentences, window=window, sg=sg, seed=3))
         got = submission.attributes(handle, "window", "sg", "seed", "workers")
         want = {"window": window, "sg": sg, "seed": 3, "workers": 1}
         if got != want:
@@ -133,20 +133,26 @@ def test_training_parameters_are_set_on_the_model(submission, student, sentences
 )
 def test_agrees_with_the_reference_run(submission, student, sentences, reference_rabbit):
     """train_vectors' model puts the reference run's 5 words nearest to 'rabbit'."""
-    handle = expect.handle(student.train_vectors(sentences), "train_vectors(sentences)")
+    handle = expect.handle("train_vectors(sentences)", student.train_vectors(sentences))
     vectors = submission.vectors(_keyed(submission, handle))
     if "rabbit" not in vectors:
         dlgrade.fail("the model from train_vectors(sentences) has no vector for 'rabbit'")
     got = top(vectors, "rabbit", 5)
     want = [(w, s) for w, s in reference_rabbit]
-    if [w for w, _ in got] != [w for w, _ in want] or not np.allclose(
-        [s for _, s in got], [s for _, s in want], atol=1e-4
-    ):
-        shown = [(w, round(s, 4)) for w, s in got]
+    shown = [(w, round(s, 4)) for w, s in got]
+    reference = f"the reference run gives {[(w, round(s, 4)) for w, s in want]}"
+    if [w for w, _ in got] != [w for w, _ in want]:
         dlgrade.fail(
             f"in the model from train_vectors(sentences) the words nearest to 'rabbit' are "
-            f"{shown}; the reference run gives {[(w, round(s, 4)) for w, s in want]}"
+            f"{shown}; {reference}"
         )
+    expect.allclose(
+        "the similarities of the words nearest to 'rabbit' in train_vectors(sentences)",
+        [s for _, s in got],
+        [s for _, s in want],
+        atol=1e-4,
+        fix=f"got {shown}; {reference}",
+    )
 
 
 @dlgrade.check(
@@ -184,10 +190,9 @@ def test_phrase_vector_is_the_mean(student, trained):
     for _ in range(15):
         words = [vocabulary[i] for i in rng.integers(0, len(vocabulary), int(rng.integers(1, 5)))]
         what = f"phrase_vector(model, {words})"
-        got = expect.array(student.phrase_vector(handle, words), what, shape=(100,), kinds="f")
+        got = expect.array(what, student.phrase_vector(handle, words), shape=(100,), kinds="f")
         want = np.mean([vectors[w] for w in words], axis=0)
-        if not np.allclose(got, want, atol=1e-5):
-            dlgrade.fail(f"{what} is not the mean of the word vectors")
+        expect.allclose(what, got, want, atol=1e-5, fix="expected the mean of the word vectors")
 
 
 @dlgrade.check(
@@ -201,13 +206,13 @@ def test_phrase_similarity_is_symmetric_cosine(student, trained):
     pairs = [(["white", "rabbit"], ["mad", "hatter"]), (["queen"], ["king", "court"])]
     for a, b in pairs:
         what = f"phrase_similarity(model, {a}, {b})"
-        got = expect.scalar(student.phrase_similarity(handle, a, b), what)
+        got = expect.scalar(what, student.phrase_similarity(handle, a, b))
         back = expect.scalar(
-            student.phrase_similarity(handle, b, a), f"phrase_similarity({b}, {a})"
+            f"phrase_similarity({b}, {a})", student.phrase_similarity(handle, b, a)
         )
         want = cosine(np.mean([vectors[w] for w in a], 0), np.mean([vectors[w] for w in b], 0))
-        expect.close(got, want, 1e-5, what)
-        expect.close(back, got, 1e-6, "phrase_similarity with the phrases swapped")
+        expect.close(what, got, want, 1e-5)
+        expect.close("phrase_similarity with the phrases swapped", back, got, 1e-6)
 
 
 def write_word2vec_text(path, words, dim=20, seed=0):
@@ -230,7 +235,7 @@ def test_load_glove_reads_word2vec_text(submission, student, scratch):
     words = ["white", "rabbit", "mad", "hatter", "alice", "queen"] + [f"w{i}" for i in range(40)]
     vectors = write_word2vec_text(scratch / "glove.w2v.txt", words)
     path = str(submission.share(scratch / "glove.w2v.txt"))
-    handle = expect.handle(student.load_glove(path), "load_glove(path)")
+    handle = expect.handle("load_glove(path)", student.load_glove(path))
     loaded = submission.vectors(handle)
     if sorted(loaded) != sorted(vectors):
         missing = sorted(set(vectors) - set(loaded))[:5]
@@ -239,5 +244,10 @@ def test_load_glove_reads_word2vec_text(submission, student, scratch):
             f"(missing e.g. {missing})"
         )
     for word, vector in vectors.items():
-        if not np.allclose(loaded[word], vector, atol=1e-5):
-            dlgrade.fail(f"load_glove(path)[{word!r}] differs from the file's vector")
+        expect.allclose(
+            f"load_glove(path)[{word!r}]",
+            loaded[word],
+            vector,
+            atol=1e-5,
+            fix="expected the file's vector",
+        )

@@ -20,7 +20,7 @@ import pytest
 import dlgrade
 from dlgrade import data, expect, models, twins
 
-ACTIVITY = "5.01"
+ACTIVITY = dlgrade.activity("5.01", "IBM stock with Conv1D + SimpleRNN")
 PRELOAD = ("keras",)
 DATASETS = ("ibm",)
 
@@ -55,7 +55,7 @@ def closes(ibm_csv):
 
 def _series(value, what, rows=None):
     __tracebackhide__ = True
-    return expect.array(value, what, shape=(rows, 1), kinds="fiu").astype(np.float64)
+    return expect.array(what, value, shape=(rows, 1), kinds="fiu").astype(np.float64)
 
 
 def book_lookback(series: np.ndarray, look_back: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +79,13 @@ def test_load_series_is_oldest_first(submission, student, ibm_csv, closes):
         dlgrade.fail(
             "load_series(path) is newest first; reverse it so the oldest close comes first"
         )
-    if not np.allclose(got, closes):
-        dlgrade.fail(
-            f"load_series(path) starts {got[:3, 0]} and ends {got[-3:, 0]}; expected the Close "
-            f"column oldest first: {closes[:3, 0]} … {closes[-3:, 0]}"
-        )
+    expect.allclose(
+        "load_series(path)",
+        got,
+        closes,
+        fix=f"it starts {got[:3, 0]} and ends {got[-3:, 0]}; expected the Close column oldest "
+        f"first: {closes[:3, 0]} … {closes[-3:, 0]}",
+    )
 
 
 @dlgrade.check(
@@ -93,7 +95,7 @@ def test_load_series_is_oldest_first(submission, student, ibm_csv, closes):
 )
 def test_split_sizes_and_order(student, closes):
     """split gives 1,888 / 630 in time order, and honours train_fraction."""
-    train, test = expect.sequence(student.split(closes), 2, "split(series)")
+    train, test = expect.sequence("split(series)", student.split(closes), 2)
     train = _series(train, "split(series)[0]")
     test = _series(test, "split(series)[1]")
     if (len(train), len(test)) != (TRAIN_ROWS, TEST_ROWS):
@@ -102,7 +104,7 @@ def test_split_sizes_and_order(student, closes):
         np.array_equal(train, closes[:TRAIN_ROWS]) and np.array_equal(test, closes[TRAIN_ROWS:])
     ):
         dlgrade.fail("split(series) must keep time order (no shuffling): train first, then test")
-    half = expect.sequence(student.split(closes, train_fraction=0.5), 2, "split(series, 0.5)")
+    half = expect.sequence("split(series, 0.5)", student.split(closes, train_fraction=0.5), 2)
     if len(_series(half[0], "split(series, 0.5)[0]")) != ROWS // 2:
         dlgrade.fail("split(series, train_fraction=0.5) must give 1,259 training values")
 
@@ -116,18 +118,24 @@ def test_scaler_is_fitted_on_train_only(student):
     """scale() fits on train only: test values outside the training range go outside [0, 1]."""
     train = np.arange(10, 20, dtype=np.float64).reshape(-1, 1)  # 10 … 19
     test = np.array([[5.0], [19.0], [28.0]])
-    got = expect.sequence(student.scale(train, test), 2, "scale(train, test)")
+    got = expect.sequence("scale(train, test)", student.scale(train, test), 2)
     train_scaled = _series(got[0], "scale(train, test)[0]", len(train))
     test_scaled = _series(got[1], "scale(train, test)[1]", len(test))
     want_train = (train - 10) / 9
     want_test = (test - 10) / 9  # -0.556, 1.0, 2.0
-    if not np.allclose(train_scaled, want_train):
-        dlgrade.fail(f"scale() maps train 10…19 to {train_scaled[[0, -1], 0]}; expected 0 … 1")
-    if not np.allclose(test_scaled, want_test):
-        dlgrade.fail(
-            f"scale() maps test [5, 19, 28] to {test_scaled[:, 0].round(3)}; with the scaler "
-            f"fitted on train only that is {want_test[:, 0].round(3)}"
-        )
+    expect.allclose(
+        "scale(train, test)[0]",
+        train_scaled,
+        want_train,
+        fix=f"scale() maps train 10…19 to {train_scaled[[0, -1], 0]}; expected 0 … 1",
+    )
+    expect.allclose(
+        "scale(train, test)[1]",
+        test_scaled,
+        want_test,
+        fix=f"scale() maps test [5, 19, 28] to {test_scaled[:, 0].round(3)}; with the scaler "
+        f"fitted on train only that is {want_test[:, 0].round(3)}",
+    )
 
 
 @dlgrade.check(
@@ -145,18 +153,19 @@ def test_lookback_semantics_and_shapes(student, closes):
     cases.append((closes[TRAIN_ROWS:], 10))
     for series, k in cases:
         what = f"get_lookback(series of {len(series)}, {k})"
-        X, y = expect.sequence(student.get_lookback(series, k), 2, what)
-        X = expect.array(X, f"{what}[0]", shape=(len(series), k), kinds="fiu")
-        y = expect.array(y, f"{what}[1]", shape=(len(series), 1), kinds="fiu")
+        X, y = expect.sequence(what, student.get_lookback(series, k), 2)
+        X = expect.array(f"{what}[0]", X, shape=(len(series), k), kinds="fiu")
+        y = expect.array(f"{what}[1]", y, shape=(len(series), 1), kinds="fiu")
         want_X, want_y = book_lookback(series, k)
-        if not np.allclose(y, want_y):
-            dlgrade.fail(f"{what}[1] must be the series itself")
+        expect.allclose(f"{what}[1]", y, want_y, fix="it must be the series itself")
         for j in range(k):
-            if not np.allclose(X[:, j], want_X[:, j]):
-                dlgrade.fail(
-                    f"{what}[0] column {j} is {X[:4, j].round(3)} …; expected the series shifted "
-                    f"down by {j + 1} with zeros on top: {want_X[:4, j].round(3)} …"
-                )
+            expect.allclose(
+                f"{what}[0] column {j}",
+                X[:, j],
+                want_X[:, j],
+                fix=f"it is {X[:4, j].round(3)} …; expected the series shifted down by {j + 1} "
+                f"with zeros on top: {want_X[:4, j].round(3)} …",
+            )
 
 
 @dlgrade.check(
@@ -205,7 +214,7 @@ def test_one_epoch_lowers_the_loss(submission, student, closes):
     handle = submission.grader_model(BOOK_MODEL, (10,), BOOK_COMPILE)
     before = _mse(submission.load_model(handle), X, y)
     history = expect.mapping(
-        student.train(handle, X, y, epochs=1, batch_size=1), "train(model, X, y, epochs=1)"
+        "train(model, X, y, epochs=1)", student.train(handle, X, y, epochs=1, batch_size=1)
     )
     if "val_loss" not in history:
         dlgrade.fail(
@@ -232,8 +241,8 @@ def test_rmse_is_the_root_mean_squared_error(submission, student, closes):
     X, y = X[:200], y[:200]
     handle = submission.grader_model(BOOK_MODEL, (10,), BOOK_COMPILE)
     want = float(np.sqrt(_mse(submission.load_model(handle), X, y)))
-    got = expect.scalar(student.rmse(handle, X, y), "rmse(model, X, y)")
-    expect.close(got, want, 1e-5 + 1e-3 * want, "rmse(model, X, y)")
+    got = expect.scalar("rmse(model, X, y)", student.rmse(handle, X, y))
+    expect.close("rmse(model, X, y)", got, want, 1e-5 + 1e-3 * want)
 
 
 @dlgrade.check(
@@ -248,7 +257,7 @@ def test_book_training_reaches_test_rmse(submission, student, closes):
     data.path("ibm")  # the book's threshold holds for the real prices, not the twin's
     X, y, test_X, test_y = _scaled_windows(closes)
     handle, _, call = submission.build_model(student.build_model, unbuilt_shape=(None, 10))
-    expect.mapping(student.train(handle, X, y, epochs=5, batch_size=1), "train(...)")
+    expect.mapping("train(...)", student.train(handle, X, y, epochs=5, batch_size=1))
     with models.student_model(call):
         rmse = float(np.sqrt(_mse(submission.load_model(handle), test_X, test_y)))
     if rmse > FULL_RMSE:

@@ -30,7 +30,7 @@ import pytest
 import dlgrade
 from dlgrade import data, expect, models, synth
 
-ACTIVITY = "6.01"
+ACTIVITY = dlgrade.activity("6.01", "Amazon reviews stacked LSTM")
 PRELOAD = ("keras",)
 DATASETS = ("nltk", "amazon_reviews")
 
@@ -132,10 +132,10 @@ def test_make_sequences_vocabulary_cap_and_padding(student):
     """make_sequences: train-only vocabulary, vocab_size cap, Keras's pre-padding/truncation."""
     what = "make_sequences(train, test, vocab_size=4, maxlen=6)"
     got = expect.sequence(
-        student.make_sequences(SEQ_TRAIN, SEQ_TEST, vocab_size=4, maxlen=6), 2, what
+        what, student.make_sequences(SEQ_TRAIN, SEQ_TEST, vocab_size=4, maxlen=6), 2
     )
-    X_train = expect.array(got[0], f"{what}[0]", shape=(3, 6), kinds="iu")
-    X_test = expect.array(got[1], f"{what}[1]", shape=(2, 6), kinds="iu")
+    X_train = expect.array(f"{what}[0]", got[0], shape=(3, 6), kinds="iu")
+    X_test = expect.array(f"{what}[1]", got[1], shape=(2, 6), kinds="iu")
     # Index by frequency in train: a=1, b=2, c=3, d=4, e=5; num_words=4 keeps indices 1..3.
     want_train = [[1, 2, 2, 2, 3, 3], [0, 0, 0, 1, 2, 3], [0, 0, 0, 0, 1, 2]]
     want_test = [[0, 0, 0, 0, 0, 1], [3, 2, 1, 1, 2, 3]]
@@ -179,7 +179,7 @@ def test_predict_labels_are_thresholded_probabilities(submission, student):
     handle = submission.grader_model(BOOK_MODEL, (MAXLEN,), BOOK_COMPILE)
     model = submission.load_model(handle)
     X = np.random.default_rng(601).integers(1, 10_000, size=(64, MAXLEN))
-    got = expect.array(student.predict_labels(handle, X), "predict_labels(model, X)", kinds="iub")
+    got = expect.array("predict_labels(model, X)", student.predict_labels(handle, X), kinds="iub")
     if got.shape not in ((64,), (64, 1)):
         dlgrade.fail(f"predict_labels(model, X) has shape {got.shape}; expected (64,) or (64, 1)")
     want = (model.predict(X, verbose=0) > 0.5).astype(int).reshape(-1)
@@ -227,8 +227,8 @@ def test_short_training_beats_chance(submission, student, reviews):
     y = train_frame.label.to_numpy()
     handle = submission.grader_model(BOOK_MODEL, (MAXLEN,), BOOK_COMPILE)
     history = expect.mapping(
-        student.train(handle, X_train, y, epochs=3, batch_size=32),
         "train(model, X, y, epochs=3, batch_size=32)",
+        student.train(handle, X_train, y, epochs=3, batch_size=32),
     )
     if not any(key.startswith("val_") for key in history):
         dlgrade.fail(
@@ -255,13 +255,13 @@ def _pipeline(submission, student, train_frame, test_frame, **train_kwargs):
         student.preprocess(test_frame.review_text.tolist()), len(test_frame), "preprocess(test)"
     )
     X_train, X_test = expect.sequence(
-        student.make_sequences(train_texts, test_texts), 2, "make_sequences(train, test)"
+        "make_sequences(train, test)", student.make_sequences(train_texts, test_texts), 2
     )
-    X_train = expect.array(X_train, "X_train", shape=(len(train_frame), 100), kinds="iu")
-    X_test = expect.array(X_test, "X_test", shape=(len(test_frame), 100), kinds="iu")
+    X_train = expect.array("X_train", X_train, shape=(len(train_frame), 100), kinds="iu")
+    X_test = expect.array("X_test", X_test, shape=(len(test_frame), 100), kinds="iu")
     handle, _, call = submission.build_model(student.build_model, unbuilt_shape=(None, MAXLEN))
     y = train_frame.label.to_numpy()
-    expect.mapping(student.train(handle, X_train, y, **train_kwargs), "train(...)")
+    expect.mapping("train(...)", student.train(handle, X_train, y, **train_kwargs))
     trained = submission.load_model(handle)
     with models.student_model(call):
         predicted = (trained.predict(X_test, verbose=0) > 0.5).astype(int).reshape(-1)

@@ -32,7 +32,7 @@ import pytest
 import dlgrade
 from dlgrade import expect, models
 
-ACTIVITY = "7.01"
+ACTIVITY = dlgrade.activity("7.01", "DCGAN on Fashion-MNIST")
 PRELOAD = ("keras",)
 DATASETS = ("fashion_mnist",)
 
@@ -89,8 +89,8 @@ FULL_BAND = (0.35, 0.65)
 )
 def test_real_data_batches(student):
     """realData gives (batch, 28, 28, 1) in [-1, 1], a different batch each call."""
-    first = expect.array(student.realData(16), "realData(16)", shape=(16, 28, 28, 1), kinds="f")
-    second = expect.array(student.realData(16), "realData(16)", shape=(16, 28, 28, 1), kinds="f")
+    first = expect.array("realData(16)", student.realData(16), shape=(16, 28, 28, 1), kinds="f")
+    second = expect.array("realData(16)", student.realData(16), shape=(16, 28, 28, 1), kinds="f")
     if first.min() < -1 or first.max() > 1 or first.min() > -0.9:
         dlgrade.fail(
             f"realData(16) ranges over [{first.min():.3g}, {first.max():.3g}]; expected "
@@ -112,14 +112,14 @@ def test_fake_inputs_shape_and_bounds(student):
         batch, infeats = int(rng.integers(1, 300)), int(rng.integers(1, 200))
         what = f"fakeInputs({batch}, {infeats})"
         noise = expect.array(
-            student.fakeInputs(batch, infeats), what, shape=(batch, infeats), kinds="f"
+            what, student.fakeInputs(batch, infeats), shape=(batch, infeats), kinds="f"
         )
         if noise.min() < -1 or noise.max() > 1:
             dlgrade.fail(
                 f"{what} ranges over [{noise.min():.3g}, {noise.max():.3g}]; expected [-1, 1]"
             )
     big = student.fakeInputs(200, 100)
-    big = expect.array(big, "fakeInputs(200, 100)", shape=(200, 100), kinds="f")
+    big = expect.array("fakeInputs(200, 100)", big, shape=(200, 100), kinds="f")
     if big.min() > -0.95 or big.max() < 0.95 or abs(big.mean()) > 0.05:
         dlgrade.fail("fakeInputs does not look uniform over [-1, 1] (use np.random.uniform(-1, 1))")
 
@@ -132,7 +132,7 @@ def test_fake_inputs_shape_and_bounds(student):
 )
 def test_generator(submission, student):
     """The generator has 1,727,233 parameters (1,719,873 trainable), ends in tanh, 28×28×1."""
-    handle = expect.handle(student.genModel(100), "genModel(100)")
+    handle = expect.handle("genModel(100)", student.genModel(100))
     model = submission.load_model(handle, unbuilt_shape=(None, 100))
     models.expect_architecture(
         model, GENERATOR, "genModel(100)", params=G_PARAMS, trainable=G_TRAINABLE
@@ -148,7 +148,7 @@ def test_generator(submission, student):
 )
 def test_discriminator(submission, student):
     """The discriminator has 1,658,753 parameters, sigmoid, BCE + Adam(2e-4, beta_1=0.5)."""
-    handle = expect.handle(student.discModel(), "discModel()")
+    handle = expect.handle("discModel()", student.discModel())
     model = submission.load_model(handle, unbuilt_shape=(None, 28, 28, 1))
     models.expect_architecture(model, DISCRIMINATOR, "discModel()", params=D_PARAMS)
     models.expect_compiled(model, DISCRIMINATOR_COMPILE, "discModel()")
@@ -168,7 +168,7 @@ def test_gan_stacks_generator_then_frozen_discriminator(submission, student):
     """
     generator = submission.grader_model(GENERATOR, (100,))
     discriminator = submission.grader_model(DISCRIMINATOR, (28, 28, 1), DISCRIMINATOR_COMPILE)
-    gan = expect.handle(student.ganModel(generator, discriminator), "ganModel(G, D)")
+    gan = expect.handle("ganModel(G, D)", student.ganModel(generator, discriminator))
     model = submission.load_model(gan)
     total, trainable, _ = models.param_counts(model)
     if (total, trainable) != (GAN_PARAMS, GAN_TRAINABLE):
@@ -259,7 +259,7 @@ def test_trace_is_recorded_every_50_iterations_and_stays_balanced(short_run):
             fix="record when i % 50 == 0 (iterations 0, 50, 100, …), as the book does: 100 "
             "values for the default 5,000 iterations",
         )
-    values = [expect.scalar(v, "train_gan trace value") for v in trace]
+    values = [expect.scalar("train_gan trace value", v) for v in trace]
     if not all(BAND[0] <= v <= BAND[1] for v in values):
         dlgrade.fail(
             f"the discriminator's mean probability went {values}; expected it to stay "
@@ -278,7 +278,7 @@ def test_generated_samples_are_diverse(short_run):
     """Generated samples are (64, 28, 28, 1) in [-1, 1] and not one image repeated."""
     *_, samples = short_run
     samples = expect.array(
-        samples, "fakedataGenerator(G, 64, 100)", shape=(64, 28, 28, 1), kinds="f"
+        "fakedataGenerator(G, 64, 100)", samples, shape=(64, 28, 28, 1), kinds="f"
     )
     if samples.min() < -1 or samples.max() > 1:
         dlgrade.fail("generated images must lie in [-1, 1] (tanh output)")
@@ -301,11 +301,11 @@ def test_generated_samples_are_diverse(short_run):
 def test_book_training_ends_balanced(submission, student):
     """5,000 iterations end with the discriminator's probability in [0.35, 0.65]."""
     models.require_gpu("the full tier of 7.01 runs 5,000 GAN iterations of batch 128", submission)
-    generator = expect.handle(student.genModel(100), "genModel(100)")
-    discriminator = expect.handle(student.discModel(), "discModel()")
-    gan = expect.handle(student.ganModel(generator, discriminator), "ganModel(G, D)")
+    generator = expect.handle("genModel(100)", student.genModel(100))
+    discriminator = expect.handle("discModel()", student.discModel())
+    gan = expect.handle("ganModel(G, D)", student.ganModel(generator, discriminator))
     trace = student.train_gan(generator, discriminator, gan)
-    final = expect.scalar(trace[-1] if isinstance(trace, list) and trace else None, "trace[-1]")
+    final = expect.scalar("trace[-1]", trace[-1] if isinstance(trace, list) and trace else None)
     if not FULL_BAND[0] <= final <= FULL_BAND[1]:
         dlgrade.fail(
             f"the final mean probability is {final:.3f}; expected within {list(FULL_BAND)}"

@@ -3,6 +3,7 @@
 What rubric authors use is re-exported here; everything else may change.
 """
 
+from dlgrade.activities import activity
 from dlgrade.errors import (
     DataError,
     DlgradeError,
@@ -27,6 +28,7 @@ __all__ = [
     "Score",
     "Submission",
     "SubmissionError",
+    "activity",
     "check",
     "fail",
 ]

@@ -120,15 +120,18 @@ def plan(
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     students = class_students(Path(source), out)
+    rubric_root = checks_dir(checks)
+    from dlgrade import activities as registry
+
+    registry.use(rubric_root)  # its titles head the feedback
     if not activities:
-        activities = roster.activities_present([Path(s.folder) for s in students])
+        activities = roster.activities_present([Path(s.folder) for s in students], rubric_root)
         if not activities:
             raise UsageError(
                 f"no student in {source} has an activity_*.py file; pass --activity to grade "
                 "them anyway"
             )
-    activities = select_activities(Path(source), activities)
-    rubric_root = checks_dir(checks)
+    activities = select_activities(Path(source), activities, rubric_root)
     files = tuple(rubric_files(rubric_root, activities))
     version = roster.rubric_version(list(files))
     seed = DEFAULT_SEED if seed is None else seed

@@ -21,9 +21,10 @@ from dlgrade.errors import (  # noqa: F401
     UsageError,
 )
 from dlgrade.reasons import ExitCode
-from dlgrade.rubric import ACTIVITIES, TIERS, Score
+from dlgrade.rubric import TIERS, Score
 from dlgrade.selection import (
     checks_dir,
+    known_activities,
     quiet_pytest,
     refuse_ambiguous,
     rubric_files,
@@ -56,13 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    new = commands.add_parser("new", help="write skeleton modules for all nine activities")
+    new = commands.add_parser("new", help="write skeleton modules for every activity")
     new.add_argument("directory", type=Path)
     new.add_argument("--force", action="store_true", help="overwrite existing files")
     new.add_argument(
         "--notebook",
         action="store_true",
         help="write Jupyter notebooks (activity_X_YY.ipynb) instead of modules",
+    )
+    new.add_argument(
+        "--checks",
+        type=Path,
+        metavar="DIR",
+        help="rubric folder whose activities get skeletons (its skeletons/ first)",
     )
     new.set_defaults(run=run_new)
 
@@ -183,6 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     kit = commands.add_parser("kit", help="export the student kit (no reference, no hidden checks)")
     kit.add_argument("out", type=Path, help="folder to write the kit to")
     kit.add_argument("--force", action="store_true", help="replace a non-empty folder")
+    kit.add_argument(
+        "--checks", type=Path, metavar="DIR", help="rubric folder to ship (default: checks/)"
+    )
     kit.set_defaults(run=run_kit)
     _add_canvas_parser(commands)
     _add_gradescope_parser(commands)
@@ -233,9 +243,18 @@ def run_new(args: argparse.Namespace) -> int:
         raise UsageError(f"{target} exists and is not a folder")
     target.mkdir(parents=True, exist_ok=True)
     skeletons = resources.files("dlgrade").joinpath("skeletons")
+    rubric_root = checks_dir(getattr(args, "checks", None))
     written, kept, other = [], [], []
     suffix, twin = (".ipynb", ".py") if args.notebook else (".py", ".ipynb")
-    for module, _title in ACTIVITIES.values():
+    for activity, (module, _title) in known_activities(rubric_root).items():
+        # a rubric folder's own skeletons/ (an activity the package does not have) first
+        own = rubric_root / "skeletons" / f"{module}.py"
+        packaged = skeletons.joinpath(f"{module}.py")
+        if not own.is_file() and not packaged.is_file():
+            raise UsageError(
+                f"no skeleton for activity {activity}: write {own} (the contract's functions, "
+                "each raising NotImplementedError)"
+            )
         destination = target / f"{module}{suffix}"
         if (target / f"{module}{twin}").exists():
             other.append(f"{module}{twin}")  # both would be ambiguous: the student's stays
@@ -243,7 +262,7 @@ def run_new(args: argparse.Namespace) -> int:
         if destination.exists() and not args.force:
             kept.append(destination.name)
             continue
-        source = skeletons.joinpath(f"{module}.py").read_text()
+        source = (own if own.is_file() else packaged).read_text()
         if args.notebook:
             from dlgrade import notebook
 
@@ -396,9 +415,9 @@ def run_check(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     if not directory.is_dir():
         raise UsageError(f"submission folder {directory} does not exist")
-    activities = select_activities(directory, args.activity)
-    refuse_ambiguous(directory, activities)
     rubric_root = checks_dir(args.checks)
+    activities = select_activities(directory, args.activity, rubric_root)
+    refuse_ambiguous(directory, activities)
     files = [str(f) for f in rubric_files(rubric_root, activities)]
     pytest_args = files + [
         "--submission",
@@ -582,9 +601,11 @@ def run_similarity(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     students = classrun.class_students(args.source, out)
-    activities = args.activity or roster.activities_present([Path(s.folder) for s in students])
-    activities = select_activities(args.source, activities)
     rubric_root = checks_dir(args.checks)
+    activities = args.activity or roster.activities_present(
+        [Path(s.folder) for s in students], rubric_root
+    )
+    activities = select_activities(args.source, activities, rubric_root)
     similarity_report(
         [(s.student, Path(s.folder)) for s in students], activities, rubric_root, out, args
     )

@@ -197,10 +197,10 @@ class Gradebook:
 
     @classmethod
     def of(cls, records: list[StudentRecord]) -> Gradebook:
-        from dlgrade.rubric import ACTIVITIES
+        from dlgrade.activities import sort_key
 
         seen = {a for r in records for a in r.activities}
-        ordered = tuple(a for a in ACTIVITIES if a in seen) + tuple(sorted(seen - set(ACTIVITIES)))
+        ordered = tuple(sorted(seen, key=sort_key))  # the book's order: 2.01 before 10.01
         return cls(tuple(sorted(records, key=lambda r: r.student)), ordered)
 
     @cached_property

@@ -329,8 +329,10 @@ def build(
 ) -> Build:
     """Write the autograder zip to ``out`` (replaced if it exists)."""
     from dlgrade import __version__
+    from dlgrade.activities import module_name, registry
+    from dlgrade.errors import RubricError
     from dlgrade.kit import KitFile, KitManifest, _git_state, default_repo
-    from dlgrade.rubric import ACTIVITIES, TIERS
+    from dlgrade.rubric import TIERS
 
     repo = (repo or default_repo()).resolve()
     out = Path(out)
@@ -340,19 +342,23 @@ def build(
         )
     if tier not in TIERS:
         raise GradescopeBuildError(f"--tier {tier}: choose one of {', '.join(TIERS)}")
-    activities = list(dict.fromkeys(activities or ACTIVITIES))
-    unknown = [a for a in activities if a not in ACTIVITIES]
+    checks = repo / "checks"
+    try:  # what the rubrics declare (ACTIVITY = dlgrade.activity(...))
+        known = registry(checks)
+    except RubricError as exc:
+        raise GradescopeBuildError(str(exc)) from None
+    activities = list(dict.fromkeys(activities or known))
+    unknown = [a for a in activities if a not in known]
     if unknown:
         raise GradescopeBuildError(
-            f"unknown activity {', '.join(unknown)}; known: {', '.join(ACTIVITIES)}"
+            f"unknown activity {', '.join(unknown)}; known: {', '.join(known)}"
         )
     limit = int(time_limit or DEFAULT_TIME_LIMIT[tier])
     if limit < 10:
         raise GradescopeBuildError("--time-limit must be at least 10 seconds")
-    checks = repo / "checks"
     rubrics = sorted(p for p in checks.glob("*.py") if p.is_file() and not p.is_symlink())
     for activity in activities:
-        if not (checks / f"{ACTIVITIES[activity][0]}.py").is_file():
+        if not (checks / f"{module_name(activity)}.py").is_file():
             raise GradescopeBuildError(f"{checks} has no rubric for activity {activity}")
     pins = pinned_versions()
     members: dict[str, bytes] = {}
@@ -579,8 +585,8 @@ def grade_submission(
 ) -> tuple[dict[str, Any], int]:
     """The Gradescope result for ``root/submission``, and dlgrade grade's exit status."""
     from dlgrade import gradebook
+    from dlgrade.activities import module_name
     from dlgrade.reports import gradescope
-    from dlgrade.rubric import ACTIVITIES
 
     began = time.monotonic()
     sandbox = sandbox_line()
@@ -594,7 +600,7 @@ def grade_submission(
         except LmsError as exc:  # the upload itself: too big, damaged, a zip bomb
             return fallback_results(UPLOAD_TEXT.format(why=exc), head=head), 0
         if folder is None:
-            names = ", ".join(f"{ACTIVITIES[a][0]}.py" for a in config["activities"])
+            names = ", ".join(f"{module_name(a)}.py" for a in config["activities"])
             return fallback_results(NOTHING_TEXT.format(names=names), head=head), 0
         out = work / "results"
         command = [

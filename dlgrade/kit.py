@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from dlgrade.errors import DlgradeError
 
 MANIFEST_NAME = "KIT_MANIFEST.json"
+RUBRIC_PATH = re.compile(r"checks/activity_[1-9][0-9]*_[0-9]{2}\.py")
 
 
 class KitError(DlgradeError):
@@ -37,6 +39,11 @@ class Rule:
     target: str | None = None
 
 
+#: the rule of the public rubrics: read from the rubric folder's declarations, not globbed
+RUBRICS = "checks/activity_*.py"
+#: a rubric folder's own skeletons (an activity the package has none for) ship beside it
+SKELETONS = "skeletons/*.py"
+
 #: everything the kit holds; each rule must match at least one file
 KIT = (
     Rule("pyproject.toml"),
@@ -45,8 +52,9 @@ KIT = (
     Rule("dlgrade/sandbox/*.py"),
     Rule("dlgrade/skeletons/*.py"),
     Rule("dlgrade/schema/*.json"),
-    # public rubrics only: activity_1_01.py matches, activity_1_01_hidden.py cannot
-    Rule("checks/activity_[0-9]_[0-9][0-9].py"),
+    # public rubrics only, those the rubric folder declares (any chapter: activity_10_01.py);
+    # activity_1_01_hidden.py never ships
+    Rule("checks/activity_*.py"),
     Rule("docs/submission-contract.md"),
     Rule("docs/data.md"),
     Rule("docs/keras3-migration.md"),
@@ -90,12 +98,41 @@ def default_repo() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def kit_sources(repo: Path) -> dict[str, Path]:
-    """Kit path → the repository file it is copied from, by the allow-list ``KIT``."""
+def _public_rubrics(checks: Path) -> list[Path]:
+    """The public rubric of every activity ``checks`` declares (dlgrade/activities.py)."""
+    from dlgrade.activities import registry
+    from dlgrade.errors import RubricError
+
+    try:
+        known = registry(checks)
+    except RubricError as exc:
+        raise KitError(str(exc)) from None
+    return [checks / f"{module}.py" for module, _title in known.values()]
+
+
+def kit_sources(repo: Path, checks: Path | None = None) -> dict[str, Path]:
+    """Kit path → the repository file it is copied from, by the allow-list ``KIT``.
+
+    ``checks``: the rubric folder whose public rubrics ship as ``checks/`` (an instructor's
+    ``--checks DIR``), with its ``skeletons/``; default the repository's ``checks/``.
+    """
     from dlgrade.rubric import is_hidden_rubric
 
     sources: dict[str, Path] = {}
+    checks = Path(checks).resolve() if checks else repo / "checks"
+    for own in sorted(checks.glob(SKELETONS)) if checks != repo / "checks" else []:
+        if own.is_file() and not own.is_symlink():
+            sources[f"checks/{own.relative_to(checks).as_posix()}"] = own
     for rule in KIT:
+        if rule.pattern == RUBRICS:
+            matches = _public_rubrics(checks)
+            for path in matches:
+                if path.is_symlink() or is_hidden_rubric(path):
+                    raise KitError(f"{path}: the kit ships regular public rubrics only")
+                sources[f"checks/{path.name}"] = path
+            if not matches:
+                raise KitError(f"the kit needs {rule.pattern}, which {checks} lacks")
+            continue
         matches = sorted(p for p in repo.glob(rule.pattern) if p.is_file() or p.is_symlink())
         if not matches:
             raise KitError(f"the kit needs {rule.pattern}, which {repo} lacks")
@@ -110,15 +147,18 @@ def kit_sources(repo: Path) -> dict[str, Path]:
     return sources
 
 
-def export_kit(out: Path, *, repo: Path | None = None, force: bool = False) -> KitManifest:
+def export_kit(
+    out: Path, *, repo: Path | None = None, force: bool = False, checks: Path | None = None
+) -> KitManifest:
     """Write the student kit to ``out``: build it beside ``out``, then rename it into place.
 
-    ``out`` must be missing or empty unless ``force``, which replaces it whole.
+    ``out`` must be missing or empty unless ``force``, which replaces it whole. ``checks``:
+    the rubric folder whose public rubrics ship (default the repository's ``checks/``).
     """
     repo = (repo or default_repo()).resolve()
     out = Path(out)
     _check_target(out, repo, force)
-    sources = kit_sources(repo)
+    sources = kit_sources(repo, checks)
     out.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
@@ -200,12 +240,13 @@ def run_kit(args: argparse.Namespace) -> int:
     from dlgrade.errors import EXIT_OK, EXIT_USAGE
 
     try:
-        manifest = export_kit(args.out, force=args.force)
+        manifest = export_kit(args.out, force=args.force, checks=getattr(args, "checks", None))
     except KitError as exc:
         print(f"dlgrade kit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    rubrics = [f.path for f in manifest.files if f.path.startswith("checks/")]
-    hidden = sorted(p.name for p in (default_repo() / "checks").glob("*_hidden.py"))
+    rubrics = [f.path for f in manifest.files if RUBRIC_PATH.fullmatch(f.path)]
+    checks = getattr(args, "checks", None) or default_repo() / "checks"
+    hidden = sorted(p.name for p in Path(checks).glob("*_hidden.py"))
     source = manifest.git_commit[:12] if manifest.git_commit else "no git commit"
     if manifest.git_dirty:
         source += ", with uncommitted changes"

@@ -38,7 +38,6 @@ from dlgrade.reasons import IMPORT_FAILURES, Reason
 from dlgrade.reports import console, json_report
 from dlgrade.roster import Roster, RosterError, Student
 from dlgrade.rubric import (
-    ACTIVITIES,
     CHECK_ATTRIBUTE,
     DEFAULT_SEED,
     DEFAULT_TIMEOUTS,
@@ -285,14 +284,22 @@ def _is_rubric_module(module) -> bool:
 
 
 def _validate_module(module) -> list[str]:
+    from dlgrade import activities
+
     name = Path(module.__file__).name
     activity = getattr(module, "ACTIVITY", None)
-    if activity not in ACTIVITIES:
+    try:  # the activities its own rubric folder declares (the packaged or --checks DIR)
+        known = activities.registry(Path(module.__file__).parent)
+    except RubricError as exc:
+        return [str(exc)]
+    if activity not in known:
         return [
             f"{module.__file__}: a rubric must set ACTIVITY to one of "
-            f"{', '.join(ACTIVITIES)}; got {activity!r}"
+            f"{', '.join(known)} (each declared by its public rubric: "
+            f"{activities.DECLARATION}); got {activity!r}"
         ]
-    expected = f"{ACTIVITIES[activity][0]}.py"
+    activities.use(Path(module.__file__).parent)  # its titles head the report
+    expected = f"{known[activity][0]}.py"
     problems = []
     if name not in (expected, hidden_name(expected)):
         problems.append(

@@ -162,12 +162,13 @@ def grading_key(files: str, version: str, tier: str, seed: int) -> str:
     return hashlib.sha256(f"{files}|{version}|{tier}|{seed}".encode()).hexdigest()
 
 
-def activities_present(folders: list[Path]) -> list[str]:
-    """Every activity that at least one student submitted, in the book's order."""
-    from dlgrade.rubric import ACTIVITIES
+def activities_present(folders: list[Path], rubric_root: Path | None = None) -> list[str]:
+    """Every activity of ``rubric_root`` (the packaged ``checks/`` for None) that at least
+    one student submitted, in the book's order."""
+    from dlgrade.selection import known_activities
 
     return [
         activity
-        for activity, (module, _title) in ACTIVITIES.items()
+        for activity, (module, _title) in known_activities(rubric_root).items()
         if any(module_path(folder, module) is not None for folder in folders)
     ]

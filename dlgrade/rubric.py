@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from dlgrade.activities import (  # noqa: F401 - re-exported
+    HIDDEN_SUFFIX,
+    PackagedActivities,
+    activity,
+    hidden_name,
+    is_hidden_rubric,
+)
 from dlgrade.errors import RubricError
 from dlgrade.reasons import GRADER_FAULTS, REGRADE_REASONS, Reason  # noqa: F401 - re-exported
 
@@ -17,18 +23,11 @@ OUTCOMES = ("pass", "fail", "error", "timeout", "crash", "not_implemented")
 #: outcomes that mean the run did not end the way the student's code meant it to
 ABNORMAL_OUTCOMES = ("timeout", "crash")
 
-#: activity number → (module name in a submission, title)
-ACTIVITIES: dict[str, tuple[str, str]] = {
-    "1.01": ("activity_1_01", "Quadratic solved by an optimizer"),
-    "2.01": ("activity_2_01", "Sonar mines vs. rocks MLP"),
-    "3.01": ("activity_3_01", "Fashion-MNIST CNN"),
-    "3.02": ("activity_3_02", "Fruits-360 transfer learning with VGG16"),
-    "4.01": ("activity_4_01", "Alice in Wonderland preprocessing"),
-    "4.02": ("activity_4_02", "word2vec on Alice"),
-    "5.01": ("activity_5_01", "IBM stock with Conv1D + SimpleRNN"),
-    "6.01": ("activity_6_01", "Amazon reviews stacked LSTM"),
-    "7.01": ("activity_7_01", "DCGAN on Fashion-MNIST"),
-}
+#: activity number → (module name in a submission, title), of the packaged rubrics (checks/):
+#: each rubric declares its own (``ACTIVITY = dlgrade.activity("1.01", "Title")``), read
+#: without importing it. A run graded with another rubric folder uses
+#: ``dlgrade.activities.registry(rubric_root)`` instead (dlgrade/activities.py).
+ACTIVITIES: Mapping[str, tuple[str, str]] = PackagedActivities()
 
 #: default wall-clock limit of one call into the submission, per tier (seconds)
 DEFAULT_TIMEOUTS = {"quick": 60.0, "standard": 300.0, "full": 3600.0}
@@ -36,18 +35,6 @@ DEFAULT_TIMEOUTS = {"quick": 60.0, "standard": 300.0, "full": 3600.0}
 CHECK_ATTRIBUTE = "__dlgrade_check__"
 #: the session seed when none is given; each check's seed derives from it
 DEFAULT_SEED = 20211
-#: hidden checks live in their own rubric files (``activity_1_01_hidden.py``), so that the
-#: student kit can leave them out whole: no hidden input or expected value can ship
-HIDDEN_SUFFIX = "_hidden"
-
-
-def hidden_name(rubric_file: str) -> str:
-    """``activity_1_01.py`` → ``activity_1_01_hidden.py``, the file of its hidden checks."""
-    return rubric_file.removesuffix(".py") + HIDDEN_SUFFIX + ".py"
-
-
-def is_hidden_rubric(path: str | Path) -> bool:
-    return Path(path).stem.endswith(HIDDEN_SUFFIX)
 
 
 def activity_budget(call_limits: list[float], tier: str, override: float | None = None) -> float:

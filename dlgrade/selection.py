@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dlgrade.errors import UsageError
+from dlgrade import activities as registry
+from dlgrade.errors import RubricError, UsageError
 from dlgrade.notebook import ambiguity, module_path
-from dlgrade.rubric import ACTIVITIES
 
 
 def checks_dir(explicit: Path | None) -> Path:
@@ -25,15 +25,27 @@ def checks_dir(explicit: Path | None) -> Path:
     )
 
 
-def select_activities(directory: Path, requested: list[str] | None) -> list[str]:
+def known_activities(rubric_root: Path | None) -> dict[str, tuple[str, str]]:
+    """The activities ``rubric_root`` declares (the packaged ``checks/`` for None); a
+    malformed declaration is a usage error naming the rubric and the fix."""
+    try:
+        return registry.registry(rubric_root or registry.packaged_root())
+    except RubricError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def select_activities(
+    directory: Path, requested: list[str] | None, rubric_root: Path | None = None
+) -> list[str]:
+    """The activities to grade: those asked for, else those ``directory`` holds, of the
+    activities ``rubric_root`` declares."""
+    known = known_activities(rubric_root)
     if requested:
-        unknown = [a for a in requested if a not in ACTIVITIES]
+        unknown = [a for a in requested if a not in known]
         if unknown:
-            raise UsageError(
-                f"unknown activity {', '.join(unknown)}; known: {', '.join(ACTIVITIES)}"
-            )
+            raise UsageError(f"unknown activity {', '.join(unknown)}; known: {', '.join(known)}")
         return list(dict.fromkeys(requested))
-    present = [a for a, (module, _) in ACTIVITIES.items() if module_path(directory, module)]
+    present = [a for a, (module, _) in known.items() if module_path(directory, module)]
     if not present:
         raise UsageError(
             f"{directory} holds no activity_*.py or activity_*.ipynb file; run `dlgrade new "
@@ -45,7 +57,7 @@ def select_activities(directory: Path, requested: list[str] | None) -> list[str]
 def refuse_ambiguous(directory: Path, activities: list[str]) -> None:
     """A folder holding both ``activity_X_YY.py`` and ``.ipynb`` for an activity to grade."""
     for activity in activities:
-        both = ambiguity(directory, ACTIVITIES[activity][0])
+        both = ambiguity(directory, registry.module_name(activity))
         if both:
             raise UsageError(both)
 
@@ -76,7 +88,7 @@ def rubric_files(rubric_root: Path, activities: list[str]) -> list[Path]:
 
     files = []
     for activity in activities:
-        rubric = rubric_root / f"{ACTIVITIES[activity][0]}.py"
+        rubric = rubric_root / f"{registry.module_name(activity)}.py"
         if not rubric.is_file():
             raise UsageError(f"no rubric for activity {activity} in {rubric_root}")
         files.append(rubric)

@@ -34,10 +34,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlgrade.activities import module_name
 from dlgrade.atomic import write_atomic
 from dlgrade.errors import UsageError
 from dlgrade.reports.gradebook_csv import safe_cell
-from dlgrade.rubric import ACTIVITIES
 from dlgrade.text import printable
 
 #: tokens a match must span to count (copydetect's noise threshold)
@@ -267,7 +267,7 @@ def analyse(
     utils = _winnowing()
     report = Report(threshold, leak_threshold)
     for activity in activities:
-        module = ACTIVITIES[activity][0]
+        module = module_name(activity)
         skeleton = skeleton_text(module)
         boilerplate = []
         if skeleton:

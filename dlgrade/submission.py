@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dlgrade.activities import module_name
 from dlgrade.errors import CallTimeout
 from dlgrade.notebook import module_path
 from dlgrade.protocol import Handle
-from dlgrade.rubric import ACTIVITIES
 from dlgrade.sandbox import WorkerSession
 
 
@@ -143,7 +143,7 @@ class Submission:
         return RemoteModule(self, name)
 
     def activity(self, number: str) -> RemoteModule:
-        return self.module(ACTIVITIES[number][0])
+        return self.module(module_name(number))
 
     def has_module(self, name: str) -> bool:
         return module_path(self.path, name) is not None
@@ -182,7 +182,7 @@ class Submission:
 
         call = f"{function._name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
         self.model_inspector().start()  # its TensorFlow loads while the student's code runs
-        handle = expect.handle(function(**kwargs), call)
+        handle = expect.handle(call, function(**kwargs))
         return BuiltModel(handle, self.load_model(handle, unbuilt_shape=unbuilt_shape), call)
 
     def inspect_model(self, function: RemoteFunction, /, *, unbuilt_shape=None, **kwargs: Any):
@@ -206,7 +206,7 @@ class Submission:
             call = f"{function._name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
             try:
                 self.model_inspector().start()
-                handle = expect.handle(function(**kwargs), call)
+                handle = expect.handle(call, function(**kwargs))
                 model = self._inspect(handle, unbuilt_shape=unbuilt_shape, snapshot=True)
             except SubmissionError as exc:
                 self._inspected[key] = exc

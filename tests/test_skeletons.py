@@ -30,6 +30,22 @@ def test_every_skeleton_signature_equals_the_references(module):
     assert skeleton == reference
 
 
+def test_every_declared_activity_has_a_skeleton_a_reference_variants_and_mutants():
+    """An activity is its rubric's declaration (dlgrade/activities.py); everything else it
+    needs is listed here so that a forgotten file fails instead of silently losing a test."""
+    from tests.helpers import MUTANTS, VARIANTS
+
+    missing = []
+    for activity, (module, _title) in ACTIVITIES.items():
+        wanted = [SKELETONS / f"{module}.py", REFERENCE / f"{module}.py"]
+        styles = [f for f in sorted(VARIANTS.iterdir()) if f.is_dir() and f.name[0] not in "_."]
+        wanted += [style / f"{module}.py" for style in styles]
+        missing += [str(path) for path in wanted if not path.is_file()]
+        if not list(MUTANTS.glob(f"{activity}-*.mutant")):
+            missing.append(f"{MUTANTS}/{activity}-*.mutant")
+    assert not missing, "an activity lacks: " + ", ".join(missing)
+
+
 def test_signatures_differ_when_a_default_differs(tmp_path):
     """The comparison above sees a changed default (it could otherwise pass on anything)."""
     changed = (

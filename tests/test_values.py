@@ -69,14 +69,14 @@ def test_a_dataframe_of_strings_stays_in_the_worker(submission):
 
 
 def test_a_list_of_numbers_counts_as_an_array():
-    got = expect.array([[1, 2], [3, 4]], "f()", shape=(2, 2), kinds="i")
+    got = expect.array("f()", [[1, 2], [3, 4]], shape=(2, 2), kinds="i")
     assert isinstance(got, np.ndarray) and got.tolist() == [[1, 2], [3, 4]]
 
 
 @pytest.mark.parametrize("value", [[[1, 2], [3]], ["a", "b"], [{"x": 1}]])
 def test_a_list_that_is_not_an_array_of_numbers_fails_the_check(value):
     with pytest.raises(CheckFailed, match="expected a numpy array"):
-        expect.array(value, "f()")
+        expect.array("f()", value)
 
 
 # -- word vectors --------------------------------------------------------------------------

@@ -13,8 +13,9 @@ import threading
 import time
 from pathlib import Path
 
+from dlgrade import activities
 from dlgrade.reports.feedback import ImportFailure, arrange, import_message
-from dlgrade.rubric import ACTIVITIES, CheckResult, Score
+from dlgrade.rubric import CheckResult, Score
 from dlgrade.text import printable, shown_name
 
 PASS_MARK = "✓"
@@ -32,7 +33,7 @@ def _points(value: float) -> str:
 
 
 def activity_title(activity: str) -> str:
-    title = ACTIVITIES.get(activity, ("", ""))[1]
+    title = activities.title(activity)  # of the rubric folder in use
     return f"Activity {activity} — {title}" if title else f"Activity {activity}"
 
 

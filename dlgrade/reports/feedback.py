@@ -18,10 +18,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dlgrade import activities
 from dlgrade.gradebook import HIDDEN_FEEDBACK, INCOMPLETE, StudentRecord
 from dlgrade.reasons import IMPORT_FAILURES
 from dlgrade.reports.gradebook_csv import format_percent, format_points
-from dlgrade.rubric import ACTIVITIES, CheckResult
+from dlgrade.rubric import CheckResult
 from dlgrade.text import printable
 
 PASS_MARK = "✓"
@@ -98,7 +99,7 @@ class ImportFailure:
 
     @property
     def module(self) -> str:
-        return ACTIVITIES.get(self.activity, (f"activity {self.activity}'s module", ""))[0]
+        return activities.module_name(self.activity)
 
     @property
     def heading(self) -> str:
@@ -175,7 +176,7 @@ def arrange(checks: Iterable[CheckResult]) -> list[CheckResult | ImportFailure]:
 
 
 def activity_title(activity: str) -> str:
-    title = ACTIVITIES.get(activity, ("", ""))[1]
+    title = activities.title(activity)  # of the rubric folder in use
     return f"Activity {activity} — {title}" if title else f"Activity {activity}"
 
 

@@ -17,7 +17,7 @@ CRASH_MARKER = "CRASH_THE_GRADER"
 @dlgrade.check(points=2, feedback="loss_fn must return |a x² + b x + c|.")
 def test_loss_fn_at_zero(student):
     """loss_fn(0) is 25."""
-    expect.close(expect.scalar(student.loss_fn(0.0), "loss_fn(0.0)"), 25.0, 1e-6, "loss_fn(0.0)")
+    expect.close("loss_fn(0.0)", expect.scalar("loss_fn(0.0)", student.loss_fn(0.0)), 25.0, 1e-6)
 
 
 @dlgrade.check(points=1, feedback="(none: this check only crashes the grader)")
@@ -30,5 +30,5 @@ def test_the_grader_dies_for_one_submission(submission, student):
 @dlgrade.check(points=1, feedback="solve(start=s) must start at s.")
 def test_start_is_honoured(student):
     """solve(start=10, iterations=10) returns 9.9."""
-    x = expect.scalar(student.solve(start=10.0, iterations=10), "solve(start=10.0)")
-    expect.close(x, 9.9, 0.01, "solve(start=10.0)")
+    x = expect.scalar("solve(start=10.0)", student.solve(start=10.0, iterations=10))
+    expect.close("solve(start=10.0)", x, 9.9, 0.01)
