@@ -24,9 +24,14 @@ minute, and what a Dask task costs per student: packing and shipping the files, 
 and checking them on the worker, the grading subprocess's own start (its wall time less the
 student's own), and the record's size on the way back (docs/cluster.md).
 
+``--zygote off on`` grades with workers started fresh (each imports TensorFlow) and forked
+from the grading process's zygote (dlgrade/sandbox/zygote.py; the default), one after the
+other; ``--executor check`` grades each student with its own ``dlgrade check`` (what a
+course's CI does per student).
+
     DLGRADE_DATA_DIR=../shared/data python benchmarks/grade_class.py [--copies 20]
         [--activity 2.01 --activity 7.01] [--mutants 3] [--jobs 1 2] [--tier quick]
-        [--executor local dask]
+        [--executor local dask check] [--zygote off on]
 """
 
 from __future__ import annotations
@@ -75,14 +80,32 @@ def tensorflow_import_seconds() -> float:
 
 
 def grade(
-    root: Path, out: Path, activities: list[str], jobs: int, tier: str, executor: str = "local"
+    root: Path,
+    out: Path,
+    activities: list[str],
+    jobs: int,
+    tier: str,
+    executor: str = "local",
+    zygote: str = "on",
 ) -> float:
+    env = dict(os.environ, DLGRADE_ZYGOTE="1" if zygote == "on" else "0")
+    began = time.monotonic()
+    if executor == "check":  # one `dlgrade check` per student, one after the other
+        out.mkdir(parents=True, exist_ok=True)
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            command = [sys.executable, "-m", "dlgrade.cli", "check", str(folder), "--tier", tier]
+            command += ["--grade-json", str(out / f"{folder.name}.json")]
+            for activity in activities:
+                command += ["--activity", activity]
+            run = subprocess.run(command, capture_output=True, text=True, env=env)
+            if run.returncode not in (0, 1):
+                sys.exit(f"dlgrade check failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
+        return time.monotonic() - began
     command = [sys.executable, "-m", "dlgrade.cli", "grade", str(root), "--out", str(out)]
     command += ["--tier", tier, "--jobs", str(jobs), "--executor", executor]
     for activity in activities:
         command += ["--activity", activity]
-    began = time.monotonic()
-    run = subprocess.run(command, capture_output=True, text=True)
+    run = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.monotonic() - began
     if run.returncode not in (0, 1):
         sys.exit(f"dlgrade grade failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
@@ -116,7 +139,18 @@ def main() -> None:
     parser.add_argument("--tier", default="quick", help="default: quick")
     parser.add_argument("--keep", type=Path, help="keep the class and results here")
     parser.add_argument(
-        "--executor", nargs="+", default=["local"], choices=["local", "dask"], help="default: local"
+        "--executor",
+        nargs="+",
+        default=["local"],
+        choices=["local", "dask", "check"],
+        help="default: local; check = one `dlgrade check` per student, one after the other",
+    )
+    parser.add_argument(
+        "--zygote",
+        nargs="+",
+        default=["on"],
+        choices=["on", "off"],
+        help="workers forked from a zygote (on, the default) or started fresh (off)",
     )
     args = parser.parse_args()
     activities = args.activity or ["2.01", "7.01"]
@@ -134,18 +168,32 @@ def main() -> None:
     print(f"a fresh `import tensorflow` here: {tf_import:.1f} s")
     print()
     header = (
-        f"{'executor':>8} {'jobs':>4} {'wall s':>7} {'subs/min':>8} {'TF starts/student':>17} "
-        f"{'start-up share':>14} {'(whole import)':>14} {'overhead':>9} "
-        f"{'w/o start-up':>12} {'refs 100%':>9}"
+        f"{'executor':>8} {'zygote':>6} {'jobs':>4} {'wall s':>7} {'subs/min':>8} "
+        f"{'TF starts/student':>17} {'start-up share':>14} {'(whole import)':>14} "
+        f"{'overhead':>9} {'w/o start-up':>12} {'own code':>8} {'s/student':>9} "
+        f"{'refs 100%':>9}"
     )
     print(header)
     print("-" * len(header))
     baseline = None
-    runs = [(jobs, executor) for jobs in args.jobs for executor in args.executor]
-    for jobs, executor in runs:
-        out = work / f"results-{executor}-j{jobs}"
+    runs = [
+        (jobs, executor, zygote)
+        for jobs in args.jobs
+        for executor in args.executor
+        for zygote in args.zygote
+        if not (executor == "check" and jobs != args.jobs[0])
+    ]
+    for jobs, executor, zygote in runs:
+        out = work / f"results-{executor}-j{jobs}-z{zygote}"
         shutil.rmtree(out, ignore_errors=True)
-        wall = grade(root, out, activities, jobs, args.tier, executor)
+        wall = grade(root, out, activities, jobs, args.tier, executor, zygote)
+        if executor == "check":
+            print(
+                f"{executor:>8} {zygote:>6} {1:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
+                "(one process per student: no records; see the grade JSONs)"
+            )
+            baseline = baseline or wall
+            continue
         records = gradebook.load_records(out)
         assert len(records) == students, f"{len(records)} records for {students} students"
         student_wall = sum(r.wall_s for r in records)
@@ -164,10 +212,14 @@ def main() -> None:
         steady = (student_wall - held) / busy - 1 if busy else float("nan")
         refs = [r for r in records if r.student.startswith("ref")]
         scores_ok = bool(refs) and all(r.score == r.max_score for r in refs)
+        # the students' own code: what their functions ran, of the machine the run held
+        own = busy / harness
+        overhead_per_student = (harness - busy) / students
         print(
-            f"{executor:>8} {jobs:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
+            f"{executor:>8} {zygote:>6} {jobs:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
             f"{statistics.mean(starts):>17.2f} {held / student_wall:>14.1%} "
-            f"{whole / student_wall:>14.1%} {overhead:>9.1%} {steady:>12.1%} {str(scores_ok):>9}"
+            f"{whole / student_wall:>14.1%} {overhead:>9.1%} {steady:>12.1%} {own:>8.1%} "
+            f"{overhead_per_student:>9.1f} {str(scores_ok):>9}"
         )
         mutants = [f"{r.student}: {r.score:g}/{r.max_score:g}" for r in records if r not in refs]
         if mutants:
@@ -178,14 +230,16 @@ def main() -> None:
             baseline = wall
         else:
             print(
-                f"     students per minute over the first run ({args.executor[0]}, "
-                f"jobs={args.jobs[0]}): {baseline / wall:.2f}×"
+                f"     students per minute over the first run ({runs[0][1]}, jobs="
+                f"{runs[0][0]}, zygote {runs[0][2]}): {baseline / wall:.2f}×"
             )
     print()
     print(
         "direct = one TensorFlow import + the submission's functions' own time (worker-timed, "
         f"{busy:.1f} s in the last run); overhead = wall × jobs / direct − 1; w/o start-up = "
-        "(students' wall − start-up that held a check) / the functions' own time − 1"
+        "(students' wall − start-up that held a check) / the functions' own time − 1; own "
+        "code = the functions' own time / (wall × jobs); s/student = (wall × jobs − the "
+        "functions' own time) / students, the per-student overhead"
     )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

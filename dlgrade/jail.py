@@ -674,6 +674,13 @@ def resident_bytes(uid: int | None = None, root: int | None = None) -> int:
 
 def run(config: Config) -> None:
     """Lock this process in and become the worker (does not return)."""
+    enter(config)
+    os.execv(config.argv[0], config.argv)
+
+
+def enter(config: Config) -> None:
+    """Lock this process in: everything :func:`run` does before it ``exec``\\ s the worker
+    (the zygote's child runs the worker in place instead; dlgrade/sandbox/zygote.py)."""
     os.umask(0o022)  # the folders made for kept paths must be enterable by the worker
     build_mounts(config)
     cap_ipc()
@@ -689,7 +696,6 @@ def run(config: Config) -> None:
         os.dup2(config.output_fd, 1)
         os.dup2(config.output_fd, 2)
         os.close(config.output_fd)
-    os.execv(config.argv[0], config.argv)
 
 
 def probe() -> None:

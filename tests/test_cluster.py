@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -33,16 +32,13 @@ from tests.helpers import (
     machine_to_ourselves,
     records,
     rows,
+    stable,
     student,
 )
 
 distributed = pytest.importorskip("distributed", reason='the dask extra: pip install ".[dask]"')
 
 ATTACKS = Path(__file__).parent / "attacks"
-#: what differs between two gradings of the same work: clocks and where the grading ran
-VOLATILE = {"started_at", "finished_at", "wall_s", "duration_s", "worker"}
-
-
 @pytest.fixture
 def klass(tmp_path: Path) -> Path:
     """A right, a wrong, a hanging, a crashing, an attacking and an empty submission."""
@@ -54,22 +50,6 @@ def klass(tmp_path: Path) -> Path:
     student(root, "mallory", ATTACKS / "kill_parent")
     student(root, "erin", None)
     return root
-
-
-#: a timeout's feedback names the wall time when a busy machine stretched the limit
-STRETCHED = re.compile(r" of its own time \(\d+ s of wall time on a busy machine\)")
-
-
-def stable(value):
-    """grades.json without what differs between any two gradings of it: clocks, where the
-    grading ran, and the wall time a busy machine gave a timeout."""
-    if isinstance(value, dict):
-        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
-    if isinstance(value, list):
-        return [stable(v) for v in value]
-    if isinstance(value, str):
-        return STRETCHED.sub("", value)
-    return value
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 import dlgrade
@@ -154,6 +156,8 @@ class Launch:
     #: ``argv`` and ``output_fd`` are filled in when the process is started)
     uid: int | None = None
     jail_config: jail.Config | None = None
+    #: where the worker is forked from, if not started fresh (dlgrade/sandbox/zygote.py)
+    zygote: Any = None
 
 
 class WorkerProcess:
@@ -201,7 +205,46 @@ class WorkerProcess:
             rlimits = launch.limits.rlimits(gpu=launch.gpu)
             command.append(json.dumps(dataclasses.asdict(rlimits)))
         try:
-            self.proc = subprocess.Popen(
+            self.proc = None
+            if launch.zygote is not None:
+                with contextlib.suppress(SandboxError):  # gone: this worker starts fresh
+                    self.proc = self._fork(launch, req_r, rep_w, out_w, own_output)
+            if self.proc is None:
+                self.proc = self._popen(command, launch, own_output, pass_fds)
+        except SandboxError:
+            for fd in {req_r, self.req_w, self.rep_r, rep_w, out_r, out_w, own_output}:
+                os.close(fd)
+            raise
+        for fd in {req_r, rep_w, out_w, own_output}:
+            os.close(fd)
+        self._watch_output(launch, out_r)
+
+    def _fork(self, launch: Launch, req_r: int, rep_w: int, out_w: int, log: int):
+        """The worker forked from the zygote, as the same command would have started it."""
+        argv = ["@request", "@reply", str(launch.exchange_dir)]
+        jailed = None
+        if self.mode == "namespaces":
+            jailed = dataclasses.replace(
+                launch.jail_config,
+                argv=[],
+                output_fd=None,
+                syscall_filter=jail.support().syscall_filter,
+            ).to_json()
+        else:
+            argv.append(json.dumps(dataclasses.asdict(launch.limits.rlimits(gpu=launch.gpu))))
+        description = {
+            "fds": ["request", "reply", "output", "log"],
+            "env": dict(launch.env),
+            "cwd": str(launch.scratch_dir),
+            "argv": argv,
+            "jail": jailed,
+            "network": launch.limits.network,
+        }
+        return launch.zygote.spawn(description, (req_r, rep_w, out_w, log))
+
+    def _popen(self, command: list[str], launch: Launch, own_output: int, pass_fds):
+        try:
+            return subprocess.Popen(
                 jail.die_with_grader(command),
                 cwd=launch.scratch_dir,
                 env=dict(launch.env),
@@ -213,11 +256,9 @@ class WorkerProcess:
                 close_fds=True,
             )
         except OSError as exc:
-            for fd in {req_r, self.req_w, self.rep_r, rep_w, out_r, out_w, own_output}:
-                os.close(fd)
             raise SandboxError(f"could not start the worker ({command[0]}): {exc}") from None
-        for fd in {req_r, rep_w, out_w, own_output}:
-            os.close(fd)
+
+    def _watch_output(self, launch: Launch, out_r: int) -> None:
         self.output = OutputCapture(
             out_r,
             launch.root / "worker-output.log",

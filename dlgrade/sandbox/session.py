@@ -64,6 +64,8 @@ from dlgrade.sandbox.limits import (
     isolation_mode,
     memory_guard,
 )
+from dlgrade.sandbox.zygote import enabled as zygote_enabled
+from dlgrade.sandbox.zygote import for_launch as zygote_for
 from dlgrade.sandbox.process import Launch, OutputCapture, WorkerProcess
 
 PASSED_ENV = (
@@ -174,16 +176,22 @@ class WorkerSession:
         """What the next worker process is started from (:class:`~dlgrade.sandbox.process.
         Launch`): decided here, read by the process, never changed by it."""
         jailed = self.mode == "namespaces"
+        env = self.environment()
         return Launch(
             mode=self.mode,
             root=self.root,
             exchange_dir=self.exchange_dir,
             scratch_dir=self.scratch_dir,
-            env=MappingProxyType(self.environment()),
+            env=MappingProxyType(env),
             limits=self.limits,
             gpu=self.device.is_gpu,
             uid=self._uid.uid if self._uid is not None else None,
             jail_config=self.jail_config([], output_fd=-1) if jailed else None,
+            zygote=(
+                zygote_for(env, self.preload)
+                if zygote_enabled(gpu=self.device.is_gpu)
+                else None
+            ),
         )
 
     def jail_config(self, worker_command: list[str], output_fd: int) -> jail.Config:
