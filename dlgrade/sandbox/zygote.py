@@ -164,7 +164,7 @@ class Zygote:
                 os.close(fd)
             raise SandboxError(f"the zygote did not fork a worker: {answer[:60]!r}")
         child = ZygoteChild(int(answer.split()[1]), status_r, pidfds[0])
-        payload = json.dumps(description).encode()
+        payload = json.dumps(description, allow_nan=False).encode()
         try:
             with os.fdopen(config_w, "wb") as pipe:
                 pipe.write(payload)
