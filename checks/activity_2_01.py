@@ -192,6 +192,7 @@ def test_training_reaches_book_accuracy(submission, student, sonar_csv):
             "value per epoch (30)"
         )
     best = max(expect.scalar(f"history[{curve[0]!r}]", v) for v in values)
+    dlgrade.measured("best training accuracy", best, TRAIN_ACCURACY)
     if best < TRAIN_ACCURACY:
         dlgrade.fail(
             f"the best training accuracy over 30 epochs is {best:.3f}; the book's model "

@@ -217,6 +217,7 @@ def test_short_training_learns(submission, student, fashion):
         "train(model, train, val, epochs=2)", student.train(handle, train, val, epochs=2)
     )
     after, accuracy = _evaluate(submission.load_model(handle), x_test[:500], y_test[:500])
+    dlgrade.measured("test accuracy (500 images)", accuracy, STANDARD_ACCURACY)
     if not (after < before and accuracy >= STANDARD_ACCURACY):
         dlgrade.fail(
             f"after train(epochs=2) the test loss went {before:.3f} → {after:.3f} and accuracy "
@@ -243,5 +244,6 @@ def test_book_training_reaches_validation_accuracy(submission, student, fashion)
     expect.mapping("train(...)", student.train(handle, train, val, epochs=5))
     with models.student_model(call):
         _, accuracy = _evaluate(submission.load_model(handle), x_test, y_test)
+    dlgrade.measured("test accuracy", accuracy, FULL_ACCURACY)
     if accuracy < FULL_ACCURACY:
         dlgrade.fail(f"validation accuracy {accuracy:.4f}; expected ≥ {FULL_ACCURACY}")

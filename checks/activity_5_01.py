@@ -223,6 +223,7 @@ def test_one_epoch_lowers_the_loss(submission, student, closes):
             fix="pass validation_split=0.1 to model.fit, as the book does",
         )
     after = _mse(submission.load_model(handle), X, y)
+    dlgrade.measured("training MSE after fitting", after, STANDARD_MSE, at_most=True)
     if not (after <= STANDARD_RATIO * before and after <= STANDARD_MSE):
         dlgrade.fail(
             f"one epoch of train() took the MSE on its data from {before:.4f} to {after:.4f}; "
@@ -260,5 +261,6 @@ def test_book_training_reaches_test_rmse(submission, student, closes):
     expect.mapping("train(...)", student.train(handle, X, y, epochs=5, batch_size=1))
     with models.student_model(call):
         rmse = float(np.sqrt(_mse(submission.load_model(handle), test_X, test_y)))
+    dlgrade.measured("test RMSE", rmse, FULL_RMSE, at_most=True)
     if rmse > FULL_RMSE:
         dlgrade.fail(f"test RMSE after the book's training is {rmse:.4f}; expected ≤ {FULL_RMSE}")

@@ -13,7 +13,7 @@ from dlgrade.errors import (
     SubmissionError,
 )
 from dlgrade.protocol import Handle
-from dlgrade.rubric import CheckFailed, CheckResult, Score, check, fail
+from dlgrade.rubric import CheckFailed, CheckResult, Score, check, fail, measured
 from dlgrade.submission import Submission
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "activity",
     "check",
     "fail",
+    "measured",
 ]
 __version__ = "0.1.0"

@@ -48,6 +48,7 @@ from dlgrade.rubric import (
     activity_budget,
     hidden_name,
     is_hidden_rubric,
+    take_measured,
     tier_includes,
 )
 from dlgrade.sandbox import Limits, WorkerSession
@@ -578,6 +579,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     state = _state(item)
     if spec is None or not state.active or item.nodeid in state.by_nodeid:
         return report
+    if call.when == "setup":
+        take_measured()  # what a fixture measured belongs to no check
     if call.when == "setup" and report.passed:
         item.stash[SETUP_SECONDS] = report.duration
     elif call.when == "call" or (call.when == "setup" and not report.passed):
@@ -624,6 +627,11 @@ def _grade(item, spec: CheckSpec, call, report, state: GradingState) -> CheckRes
         feedback = RUBRIC_ERROR_PREFIX + f"the check was skipped: {report.longrepr}"
     stdout = state.session.check_output() if state.session is not None else ""
     seed = check_seed(state.seed, check_id(item))
+    measured = take_measured()
+    # a hidden check's numbers would tell a student about the hidden inputs: never kept;
+    # and a check that ended in an error or a crash compared nothing that counts
+    if spec.visibility != "public" or outcome not in ("pass", "fail"):
+        measured = None
     return CheckResult(
         id=check_id(item),
         activity=item.stash[ACTIVITY],
@@ -638,6 +646,7 @@ def _grade(item, spec: CheckSpec, call, report, state: GradingState) -> CheckRes
         duration_s=round(report.duration + item.stash.get(SETUP_SECONDS, 0.0), 3),
         stdout=stdout,
         seed=seed,
+        measured=measured,
     )
 
 

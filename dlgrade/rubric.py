@@ -141,6 +141,72 @@ def fail(message: str, *, fix: str | None = None) -> None:
     raise CheckFailed(message, fix)
 
 
+#: how a measured value is compared with its threshold
+MEASURE_OPS = (">=", "<=")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The number a stochastic check compared with its threshold (``accuracy 0.962 ≥ 0.95``):
+    in the grade JSON, the records and the reports, so that whoever reads a grade sees how
+    far it was from the line."""
+
+    what: str
+    value: float
+    threshold: float
+    op: str = ">="
+
+    @property
+    def passes(self) -> bool:
+        return self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
+
+    def text(self) -> str:
+        """``best training accuracy 0.962 ≥ 0.95`` (``<`` when it does not pass)."""
+        if self.op == ">=":
+            sign = "≥" if self.passes else "<"
+        else:
+            sign = "≤" if self.passes else ">"
+        return f"{self.what} {self.value:.4g} {sign} {self.threshold:g}"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Measured | None:
+        """From :meth:`CheckResult.to_dict`'s form; None for anything else."""
+        try:
+            made = cls(
+                str(data["what"]), float(data["value"]), float(data["threshold"]), data["op"]
+            )
+        except (TypeError, KeyError, ValueError):
+            return None
+        ok = made.op in MEASURE_OPS and math.isfinite(made.value + made.threshold)
+        return made if ok else None
+
+
+_measured: list[Measured] = []
+
+
+def measured(what: str, value: Any, threshold: float, *, at_most: bool = False) -> None:
+    """Record the number the running check compares with its threshold (≥ ``threshold``, or
+    ≤ with ``at_most``). It decides nothing — the rubric still fails the check itself — and
+    never raises: a value that is not a finite number is not recorded.
+
+    Examples: ``dlgrade.measured("best training accuracy", best, TRAIN_ACCURACY)``
+    """
+    try:
+        number, line = float(value), float(threshold)
+    except (TypeError, ValueError, OverflowError):
+        return
+    if isinstance(value, bool) or not math.isfinite(number) or not math.isfinite(line):
+        return
+    _measured.append(Measured(str(what)[:200], number, line, "<=" if at_most else ">="))
+
+
+def take_measured() -> Measured | None:
+    """The last value the check just run recorded (and forget them all)."""
+    last = _measured[-1] if _measured else None
+    _measured.clear()
+    return last
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """The graded outcome of one check. Report writers read these; they compute nothing."""
@@ -158,6 +224,8 @@ class CheckResult:
     duration_s: float
     stdout: str
     seed: int = 0
+    #: the number a stochastic check compared with its threshold, if it says (public checks)
+    measured: Measured | None = None
 
     @property
     def passed(self) -> bool:
@@ -178,6 +246,8 @@ class CheckResult:
         del data["seed"]
         if not title:
             del data["title"]
+        if data["measured"] is None:
+            del data["measured"]
         return data
 
     @classmethod
@@ -185,6 +255,8 @@ class CheckResult:
         """From :meth:`to_dict`'s form (a record's or a grade JSON's; no title: the id)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known.setdefault("title", str(data.get("id", "")))
+        if "measured" in known:
+            known["measured"] = Measured.from_dict(known["measured"])
         return cls(**known)
 
 

@@ -43,6 +43,8 @@ def check_lines(result: CheckResult) -> list[str]:
     hidden = " (hidden)" if result.visibility == "hidden" else ""
     points = f"{_points(result.points)}/{_points(result.max_points)}"
     lines = [f"  {mark} {result.title}{hidden}  {points}{status}  ({result.duration_s:.1f} s)"]
+    if result.measured is not None and result.visibility == "public":
+        lines.append("      measured: " + printable(result.measured.text()))
     if not result.passed and result.visibility == "hidden":
         lines.append("      " + HIDDEN_DETAILS)  # its feedback and output can quote its inputs
     elif not result.passed:

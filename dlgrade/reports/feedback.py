@@ -49,6 +49,8 @@ class StudentView:
     max_points: float
     feedback: str  # "" on a pass
     stdout: str  # what their code printed; always "" for a hidden check
+    #: "best training accuracy 0.962 ≥ 0.95": the number a public check compared, or ""
+    measured: str = ""
 
 
 def student_view(check: CheckResult) -> StudentView:
@@ -71,6 +73,7 @@ def student_view(check: CheckResult) -> StudentView:
         max_points=check.max_points,
         feedback=feedback,
         stdout="" if hidden or passed else check.stdout,
+        measured=check.measured.text() if check.measured is not None and not hidden else "",
     )
 
 
@@ -269,6 +272,8 @@ def render_markdown(record: StudentRecord) -> str:
                 f"- {mark} {md_text(view.title)}{hidden}: "
                 f"{format_points(view.points)}/{format_points(view.max_points)}{status}"
             )
+            if view.measured:
+                lines += ["", f"  Measured: {md_text(view.measured)}", ""]
             if view.passed:
                 continue
             if view.hidden:
@@ -381,6 +386,8 @@ def _check_html(view: StudentView) -> str:
         f'<span class="points">{format_points(view.points)}/'
         f"{format_points(view.max_points)}</span>"
     ]
+    if view.measured:
+        body.append(f'<p class="measured">Measured: {_esc(view.measured)}</p>')
     if not view.passed:
         if view.hidden:
             body.append(f"<p>{_esc(view.feedback)}</p>")

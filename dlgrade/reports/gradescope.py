@@ -67,6 +67,8 @@ def test_entry(check: CheckResult, failure: ImportFailure | None = None) -> dict
         output = view.feedback
         if view.stdout.strip():
             output += f"\n\nYour code printed:\n{_capped(view.stdout)}"
+    if view.measured:
+        output += f"\n\nMeasured: {view.measured}"
     return {
         "name": f"{view.activity} · {view.title}",
         "number": view.id,
