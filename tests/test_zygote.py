@@ -101,3 +101,24 @@ def test_a_class_gets_the_same_gradebook_with_and_without_the_zygote(tmp_path):
                 stable(json.loads((out / "grades.json").read_text())),
             )
     assert books["1"] == books["0"]
+
+
+def test_a_zygote_that_cannot_start_leaves_workers_to_start_fresh(monkeypatch, tmp_path):
+    """A zygote that dies at start (here: its bootstrap exits) is a line on stderr, not a
+    lost grade: the session's worker starts fresh and answers."""
+    from dlgrade.sandbox import WorkerSession
+
+    monkeypatch.setenv("DLGRADE_ZYGOTE", "1")
+    monkeypatch.setattr(zygote, "ZYGOTE_BOOTSTRAP", "import sys; print('no zygote today'); sys.exit(3)")
+    monkeypatch.setattr(zygote, "_zygotes", {})
+    monkeypatch.setattr(zygote, "_failed", {})
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mod.py").write_text("import os\n\ndef pid():\n    return os.getpid()\n")
+    session = WorkerSession(tmp_path / "sub")
+    try:
+        assert isinstance(session.call("mod", "pid"), int)
+    finally:
+        session.close()
+    assert not zygote._zygotes
+    (why,) = zygote._failed.values()
+    assert "the zygote did not start" in why and "no zygote today" in why

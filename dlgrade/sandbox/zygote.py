@@ -136,8 +136,11 @@ class Zygote:
         except OSError:
             answer = b""
         if not answer.startswith(b"ready"):
+            try:  # read before close() removes its folder
+                said = (home / "zygote.log").read_text(errors="replace")[-2000:]
+            except OSError:
+                said = ""
             self.close()
-            said = (home / "zygote.log").read_text(errors="replace")[-2000:]
             raise SandboxError(f"the zygote did not start:\n{said}")
         self.import_seconds = float(answer.split()[1])
 
