@@ -327,3 +327,15 @@ def stable(value):
     if isinstance(value, str):
         return STRETCHED.sub("", value)
     return value
+
+
+def class_of_six(root: Path) -> Path:
+    """A right, a wrong, a hanging, a crashing, an attacking and an empty submission, for
+    the light rubric (``LIGHT``)."""
+    student(root, "alice", good_code())
+    student(root, "bob", BROKEN / "wrong_type")
+    student(root, "carol", BROKEN / "infinite_loop")
+    student(root, "dave", BROKEN / "os_exit")
+    student(root, "mallory", ATTACKS / "kill_parent")
+    student(root, "erin", None)
+    return root

@@ -24,9 +24,9 @@ import pytest
 
 from dlgrade import gradebook
 from tests.helpers import (
-    BROKEN,
     LIGHT,
     MODULE,
+    class_of_six,
     dlgrade,
     good_code,
     machine_to_ourselves,
@@ -42,14 +42,7 @@ ATTACKS = Path(__file__).parent / "attacks"
 @pytest.fixture
 def klass(tmp_path: Path) -> Path:
     """A right, a wrong, a hanging, a crashing, an attacking and an empty submission."""
-    root = tmp_path / "submissions"
-    student(root, "alice", good_code())
-    student(root, "bob", BROKEN / "wrong_type")
-    student(root, "carol", BROKEN / "infinite_loop")
-    student(root, "dave", BROKEN / "os_exit")
-    student(root, "mallory", ATTACKS / "kill_parent")
-    student(root, "erin", None)
-    return root
+    return class_of_six(tmp_path / "submissions")
 
 
 @pytest.fixture(autouse=True)

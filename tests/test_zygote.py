@@ -75,15 +75,9 @@ def test_a_class_gets_the_same_gradebook_with_and_without_the_zygote(tmp_path):
     import subprocess
     import sys
 
-    from tests.helpers import BROKEN, LIGHT, good_code, machine_to_ourselves, stable, student
+    from tests.helpers import LIGHT, class_of_six, machine_to_ourselves, stable
 
-    root = tmp_path / "submissions"
-    student(root, "alice", good_code())
-    student(root, "bob", BROKEN / "wrong_type")
-    student(root, "carol", BROKEN / "infinite_loop")
-    student(root, "dave", BROKEN / "os_exit")
-    student(root, "mallory", ATTACKS / "kill_parent")
-    student(root, "erin", None)
+    root = class_of_six(tmp_path / "submissions")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     books = {}
     with machine_to_ourselves():
@@ -109,7 +103,8 @@ def test_a_zygote_that_cannot_start_leaves_workers_to_start_fresh(monkeypatch, t
     from dlgrade.sandbox import WorkerSession
 
     monkeypatch.setenv("DLGRADE_ZYGOTE", "1")
-    monkeypatch.setattr(zygote, "ZYGOTE_BOOTSTRAP", "import sys; print('no zygote today'); sys.exit(3)")
+    dying = "import sys; print('no zygote today'); sys.exit(3)"
+    monkeypatch.setattr(zygote, "ZYGOTE_BOOTSTRAP", dying)
     monkeypatch.setattr(zygote, "_zygotes", {})
     monkeypatch.setattr(zygote, "_failed", {})
     (tmp_path / "sub").mkdir()

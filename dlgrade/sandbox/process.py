@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import dlgrade
 from dlgrade import jail
@@ -26,7 +26,8 @@ from dlgrade.sandbox.limits import TASKS_SAMPLE_SECONDS, Limits
 #: How the worker starts: it runs this very ``dlgrade`` package, by path — not whichever one
 #: the interpreter's site-packages would find (an editable install may point at a checkout
 #: the jail hides, e.g. when the grader runs from a student kit).
-WORKER_BOOTSTRAP = """\
+#: (the zygote's bootstrap starts the same way: dlgrade/sandbox/zygote.py)
+PACKAGE_BY_PATH = """\
 import importlib.util, runpy, sys
 package = sys.argv.pop(1)
 spec = importlib.util.spec_from_file_location(
@@ -35,8 +36,10 @@ spec = importlib.util.spec_from_file_location(
 module = importlib.util.module_from_spec(spec)
 sys.modules["dlgrade"] = module
 spec.loader.exec_module(module)
-runpy.run_module("dlgrade.worker", run_name="__main__", alter_sys=True)
 """
+WORKER_BOOTSTRAP = (
+    PACKAGE_BY_PATH + 'runpy.run_module("dlgrade.worker", run_name="__main__", alter_sys=True)\n'
+)
 
 
 #: a line of TensorFlow's native (C++) logging, not the student's output

@@ -49,6 +49,7 @@ from pathlib import Path
 import dlgrade
 from dlgrade import jail
 from dlgrade.errors import SandboxError
+from dlgrade.sandbox.process import PACKAGE_BY_PATH
 
 #: the environment keys that belong to one session (its folders), not to the zygote
 SESSION_KEYS = ("HOME", "TMPDIR", "KERAS_HOME")
@@ -57,18 +58,11 @@ _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 _CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
 _MS_NOEXEC = 8
 
-ZYGOTE_BOOTSTRAP = """\
-import importlib.util, sys
-package = sys.argv.pop(1)
-spec = importlib.util.spec_from_file_location(
-    "dlgrade", package + "/__init__.py", submodule_search_locations=[package]
+#: the worker's own start (this very dlgrade package, by path), then the zygote's loop
+ZYGOTE_BOOTSTRAP = (
+    PACKAGE_BY_PATH
+    + "from dlgrade.sandbox import zygote\nsys.exit(zygote.serve(sys.argv[1:]))\n"
 )
-module = importlib.util.module_from_spec(spec)
-sys.modules["dlgrade"] = module
-spec.loader.exec_module(module)
-from dlgrade.sandbox import zygote
-sys.exit(zygote.serve(sys.argv[1:]))
-"""
 
 
 # -- the grading process's side ------------------------------------------------------------
