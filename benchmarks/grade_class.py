@@ -89,6 +89,9 @@ def grade(
     zygote: str = "on",
 ) -> float:
     env = dict(os.environ, DLGRADE_ZYGOTE="1" if zygote == "on" else "0")
+    if executor == "dask-subprocess":  # each task in a `dlgrade grade` subprocess of its own
+        env["DLGRADE_SERVER"] = "0"
+        executor = "dask"
     began = time.monotonic()
     if executor == "check":  # one `dlgrade check` per student, one after the other
         out.mkdir(parents=True, exist_ok=True)
@@ -124,9 +127,11 @@ def task_costs(records: list[gradebook.StudentRecord]) -> None:
         f"files {mean(t['files_bytes'] for _, t in tasks) / 1000:.1f} kB out, "
         f"unpack+verify {mean(t['unpack_s'] for _, t in tasks) * 1000:.1f} ms, "
         f"record {mean(t['record_bytes'] for _, t in tasks) / 1000:.1f} kB back; "
-        f"grading subprocess {mean(t['grade_s'] for _, t in tasks):.1f} s, of which "
-        f"{mean(start):.1f} s its own start (Python, pytest, collection, the trusted Keras) "
-        f"beyond the student's {mean(r.wall_s for r, _ in tasks):.1f} s"
+        f"grading ({', '.join(sorted({t.get('graded_in', 'subprocess') for _, t in tasks}))}) "
+        f"{mean(t['grade_s'] for _, t in tasks):.1f} s, of which "
+        f"{mean(start):.1f} s outside the student's own grading (process start, pytest, "
+        f"collection, the trusted Keras) beyond the student's "
+        f"{mean(r.wall_s for r, _ in tasks):.1f} s"
     )
 
 
@@ -142,8 +147,10 @@ def main() -> None:
         "--executor",
         nargs="+",
         default=["local"],
-        choices=["local", "dask", "check"],
-        help="default: local; check = one `dlgrade check` per student, one after the other",
+        choices=["local", "dask", "dask-subprocess", "check"],
+        help="default: local; dask-subprocess = each Dask task in a `dlgrade grade` "
+        "subprocess of its own (DLGRADE_SERVER=0, as before the grading server); check = one "
+        "`dlgrade check` per student, one after the other",
     )
     parser.add_argument(
         "--zygote",
@@ -168,7 +175,7 @@ def main() -> None:
     print(f"a fresh `import tensorflow` here: {tf_import:.1f} s")
     print()
     header = (
-        f"{'executor':>8} {'zygote':>6} {'jobs':>4} {'wall s':>7} {'subs/min':>8} "
+        f"{'executor':>15} {'zygote':>6} {'jobs':>4} {'wall s':>7} {'subs/min':>8} "
         f"{'TF starts/student':>17} {'start-up share':>14} {'(whole import)':>14} "
         f"{'overhead':>9} {'w/o start-up':>12} {'own code':>8} {'s/student':>9} "
         f"{'refs 100%':>9}"
@@ -189,7 +196,7 @@ def main() -> None:
         wall = grade(root, out, activities, jobs, args.tier, executor, zygote)
         if executor == "check":
             print(
-                f"{executor:>8} {zygote:>6} {1:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
+                f"{executor:>15} {zygote:>6} {1:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
                 "(one process per student: no records; see the grade JSONs)"
             )
             baseline = baseline or wall
@@ -216,7 +223,7 @@ def main() -> None:
         own = busy / harness
         overhead_per_student = (harness - busy) / students
         print(
-            f"{executor:>8} {zygote:>6} {jobs:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
+            f"{executor:>15} {zygote:>6} {jobs:>4} {wall:>7.1f} {students / wall * 60:>8.1f} "
             f"{statistics.mean(starts):>17.2f} {held / student_wall:>14.1%} "
             f"{whole / student_wall:>14.1%} {overhead:>9.1%} {steady:>12.1%} {own:>8.1%} "
             f"{overhead_per_student:>9.1f} {str(scores_ok):>9}"
@@ -224,7 +231,7 @@ def main() -> None:
         mutants = [f"{r.student}: {r.score:g}/{r.max_score:g}" for r in records if r not in refs]
         if mutants:
             print(f"     mutants (quick tier kills some only): {'; '.join(mutants)}")
-        if executor == "dask":
+        if executor.startswith("dask"):
             task_costs(records)
         if baseline is None:
             baseline = wall

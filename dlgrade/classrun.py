@@ -273,8 +273,12 @@ class LocalExecutor(Executor):
     name = "local"
     writes_records = True
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, *, in_process: bool = False) -> None:
         self.jobs = jobs
+        #: grade in this very process, without pytest-xdist (one student at a time): a Dask
+        #: worker's grading server, whose process already holds pytest, the rubric's imports
+        #: and a zygote (dlgrade/cluster.py). A crash of this process ends the run.
+        self.in_process = in_process
 
     def describe(self) -> str:
         jobs = min(self.jobs, max(1, len(self.futures)))
@@ -287,10 +291,9 @@ class LocalExecutor(Executor):
         self.job.roster(self.run_id).write(roster_path)
         jobs = min(self.jobs, max(1, len(self.futures)))
         listener = _XdistListener(self)
+        parallel = [] if self.in_process else ["-n", str(jobs)]
         try:
-            code = pytest.main(
-                [*self.job.pytest_args(roster_path), "-n", str(jobs)], plugins=[listener]
-            )
+            code = pytest.main([*self.job.pytest_args(roster_path), *parallel], plugins=[listener])
         except Exception as exc:  # noqa: BLE001 - anything escaping pytest is a harness bug
             print(f"dlgrade grade: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
             code = pytest.ExitCode.INTERNAL_ERROR
@@ -437,7 +440,7 @@ def run(job: Job, executor: Executor) -> int:
         except gradebook.GradebookError as exc:
             print(f"dlgrade grade: {exc}", file=sys.stderr)
     book = gradebook.Gradebook.of(records)
-    written = write_exports(job.out, book)
+    written = write_exports(job.out, book, job.rubric_root)
     summary(book, job.out, written)
     if stop == BROKEN:
         return EXIT_INTERNAL

@@ -2,10 +2,12 @@
 
 One task grades one student on a Dask worker's machine (:func:`grade_student`): the
 student's files travel inside the task (bytes and sha256, checked on arrival: no shared
-filesystem is assumed), a subprocess runs ``dlgrade grade`` on that one student there — the
-same sandbox, the same grading processes as on this machine — and the task returns the
-record as JSON. Only this client writes ``results/``, so resume, keys and every export are
-the same whichever executor graded.
+filesystem is assumed), the worker's grading server (:class:`GradingServer`: one long-lived
+process per task thread, which has imported pytest, dlgrade and the trusted Keras once and
+keeps a zygote) forks a child that runs the class run on that one student there — the same
+sandbox, the same plugin as on this machine — and the task returns the record as JSON.
+Only this client writes ``results/``, so resume, keys and every export are the same
+whichever executor graded.
 
 Before the first task, every connected worker says which dlgrade and rubric it would grade
 with (:func:`worker_versions`); a run on a cluster that mixes versions is refused, naming
@@ -20,11 +22,13 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -207,48 +211,23 @@ def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
         except TransferError as exc:
             return {"error": f"the files did not arrive whole on {where}: {exc}"}
         unpacked = time.monotonic()
-        command = [
-            sys.executable,
-            "-m",
-            "dlgrade.cluster",
-            "guard",
-            tmp,
-            "--",
-            sys.executable,
-            "-m",
-            "dlgrade.cli",
-            "grade",
-            str(klass),
-            "--out",
-            str(out),
-            "--checks",
-            mine["checks"],
-            "--tier",
-            payload["tier"],
-            "--seed",
-            str(payload["seed"]),
-            "--jobs",
-            "1",
-            "--force",
-            *(option for a in payload["activities"] for option in ("--activity", a)),
-            *payload["options"],
-        ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-        run = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        grading = {
+            "source": str(klass),
+            "out": str(out),
+            "checks": mine["checks"],
+            "tier": payload["tier"],
+            "seed": payload["seed"],
+            "activities": list(payload["activities"]),
+            "options": list(payload["options"]),
+        }
+        returncode, said, graded_in = grade_here(grading, tmp)
         path = gradebook.record_path(out, payload["student"])
         try:
             record = gradebook.read_record(path)
         except gradebook.GradebookError:
-            tail = (run.stdout + run.stderr).strip()[-1500:]
             return {
-                "error": f"the grading process on {where} ended (exit {run.returncode}) "
-                f"without a record: {tail}"
+                "error": f"the grading process on {where} ended (exit {returncode}) "
+                f"without a record: {said.strip()[-1500:]}"
             }
         return {
             "record": record.to_dict(),
@@ -257,8 +236,318 @@ def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
                 "worker": where,
                 "unpack_s": round(unpacked - began, 3),
                 "grade_s": round(time.monotonic() - unpacked, 3),
+                **graded_in,
             },
         }
+
+
+# -- the grading server: one long-lived grading process per task slot of a Dask worker ------
+
+#: what a grading process imports before its first student: the server imports it once
+SERVER_IMPORTS = ("pytest", "xdist", "dlgrade.cli", "dlgrade.classrun", "dlgrade.plugin", "keras")
+#: the last lines of a grading's output that an error quotes
+SAID_BYTES = 4000
+
+
+class GradingServer:
+    """A Dask worker's grading process (``python -m dlgrade.cluster serve``): it grades
+    student after student, one at a time, for the tasks of one thread of the worker.
+
+    It imports once what every grading needs (pytest and its plugins, dlgrade, the
+    trusted side's Keras) and forks a child of itself per student. The child runs the
+    very ``dlgrade grade`` a task ran in a subprocess of its own before, in its own
+    process (no pytest-xdist), then exits: nothing of one student's grading reaches the
+    next one's. The server also keeps the zygote that its first student's workers asked
+    for, so its later students' workers are forked from it (TensorFlow imported once per
+    server, not once per student: dlgrade/sandbox/zygote.py). A student's code runs only
+    in their jailed worker, never in the server or its children.
+
+    It dies with the Dask worker (the parent-death signal, from a thread that lives as
+    long as the worker) and takes its child and the task's scratch folder with it."""
+
+    def __init__(self) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="dlgrade-server-"))
+        log = os.open(self.home / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        command = [sys.executable, "-m", "dlgrade.cluster", "serve"]
+        started: list = []
+
+        def start() -> None:  # the parent-death signal follows this thread: it never ends
+            try:
+                started.append(
+                    subprocess.Popen(
+                        command,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=log,
+                        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+                        start_new_session=True,
+                    )
+                )
+            except OSError as exc:
+                started.append(exc)
+            ready.set()
+            threading.Event().wait()
+
+        ready = threading.Event()
+        threading.Thread(target=start, name="dlgrade-grading-server", daemon=True).start()
+        ready.wait()
+        os.close(log)
+        if isinstance(started[0], OSError):
+            raise OSError(f"could not start the grading server: {started[0]}")
+        self.proc: subprocess.Popen = started[0]
+        if self._read() != {"ready": True}:
+            self.close()
+            raise OSError(f"the grading server did not start: {self.log_tail()}")
+
+    def _read(self) -> dict | None:
+        line = self.proc.stdout.readline()
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def log_tail(self) -> str:
+        try:
+            return (self.home / "server.log").read_text(errors="replace")[-SAID_BYTES:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def grade(self, grading: dict[str, Any], scratch: str) -> tuple[int, str]:
+        """The class run ``grading`` in a child of the server; its exit code and output."""
+        request = json.dumps({"grading": grading, "scratch": scratch}, allow_nan=False)
+        try:
+            self.proc.stdin.write(request.encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as exc:
+            raise OSError(f"the grading server is gone: {exc}") from None
+        answer = self._read()
+        if answer is None or not isinstance(answer.get("returncode"), int):
+            raise OSError(f"the grading server died: {self.log_tail()}")
+        return answer["returncode"], str(answer.get("said", ""))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+#: the servers of this Dask worker that are not grading now (one per task thread at most)
+_idle_servers: list[GradingServer] = []
+_servers_lock = threading.Lock()
+#: why this worker's grading server could not start, once: tasks then grade as before
+_no_server: list[str] = []
+
+
+def server_enabled() -> bool:
+    """Whether tasks grade in a long-lived grading server (unless ``DLGRADE_SERVER=0``)."""
+    return os.environ.get("DLGRADE_SERVER", "") != "0"
+
+
+def grade_here(grading: dict[str, Any], scratch: str) -> tuple[int, str, dict[str, Any]]:
+    """Grade one task's class of one (``grading``: :func:`grade_student`'s) on this Dask
+    worker: in an idle grading server of this worker (started if need be), else in a
+    guarded ``dlgrade grade`` subprocess of its own. The exit code, the end of the output,
+    and which of the two graded (``graded_in``: "server", with its pid, or "subprocess")."""
+    if not server_enabled() or _no_server:
+        return (*_graded_by_subprocess(grading, scratch), {"graded_in": "subprocess"})
+    with _servers_lock:
+        server = _idle_servers.pop() if _idle_servers else None
+    try:
+        if server is None or not server.alive():
+            if server is not None:
+                server.close()
+            server = GradingServer()
+    except OSError as exc:
+        _no_server.append(str(exc))
+        print(
+            f"dlgrade: tasks grade in a subprocess each (no grading server): {exc}", file=sys.stderr
+        )
+        return (*_graded_by_subprocess(grading, scratch), {"graded_in": "subprocess"})
+    where = {"graded_in": "server", "server_pid": server.proc.pid}
+    try:
+        code, said = server.grade(grading, scratch)
+    except OSError as exc:
+        server.close()
+        return 70, str(exc), where  # the task then says: no record, and why
+    with _servers_lock:
+        _idle_servers.append(server)
+    return code, said, where
+
+
+def _graded_by_subprocess(grading: dict[str, Any], scratch: str) -> tuple[int, str]:
+    argv = ["grade", grading["source"], "--out", grading["out"], "--checks", grading["checks"]]
+    argv += ["--tier", grading["tier"], "--seed", str(grading["seed"]), "--jobs", "1", "--force"]
+    argv += [option for a in grading["activities"] for option in ("--activity", a)]
+    command = [
+        sys.executable, "-m", "dlgrade.cluster", "guard", scratch, "--",
+        sys.executable, "-m", "dlgrade.cli", *argv, *grading["options"],
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
+    return run.returncode, (run.stdout + run.stderr)[-SAID_BYTES:]
+
+
+def serve() -> int:
+    """The grading server's loop (``python -m dlgrade.cluster serve``): import, say ready,
+    then for each request on stdin fork a child that grades it; answer on stdout."""
+    import ctypes
+
+    parent = os.getppid()
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.close(nothing)
+    os.dup2(2, 1)  # what a library prints must not reach the replies
+    current: dict[str, Any] = {"pid": None, "scratch": None}
+
+    def worker_died(signum, frame) -> None:
+        if current["pid"] is not None:
+            try:
+                os.killpg(current["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if current["scratch"]:
+            shutil.rmtree(current["scratch"], ignore_errors=True)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, worker_died)
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PDEATHSIG
+    if os.getppid() != parent:
+        worker_died(signal.SIGTERM, None)
+    for name in SERVER_IMPORTS:
+        try:
+            __import__(name)
+        except Exception as exc:  # noqa: BLE001 - a grading imports it again and says why
+            print(f"dlgrade server: could not import {name}: {exc}", file=sys.stderr)
+    _import_pytest_plugins()
+    from dlgrade.sandbox import zygote
+
+    def reply(answer: dict) -> None:
+        replies.write(json.dumps(answer, allow_nan=False).encode() + b"\n")
+        replies.flush()
+
+    reply({"ready": True})
+    for line in requests:
+        try:
+            request = json.loads(line)
+            grading, scratch = dict(request["grading"]), str(request["scratch"])
+        except (ValueError, KeyError, TypeError):
+            reply({"returncode": 70, "said": "the grading server got a malformed request"})
+            continue
+        current["scratch"] = scratch
+        code, said = _grade_in_child(grading, scratch, current)
+        current["pid"] = current["scratch"] = None
+        if code < 0:  # killed mid-grading: its workers may still be the zygote's children
+            zygote.close_all()
+        reply({"returncode": code, "said": said})
+    return 0
+
+
+def _grade_in_child(grading: dict, scratch: str, current: dict) -> tuple[int, str]:
+    """Fork; the child runs the class run ``grading`` and exits, and the server lends it a
+    zygote when it asks for one. The child's exit code and the end of its output."""
+    import select
+
+    from dlgrade.sandbox import zygote
+
+    log = Path(scratch) / "grading.log"
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        ours.close()
+        _child(grading, log, theirs)
+    theirs.close()
+    current["pid"] = pid
+    ended = os.pidfd_open(pid)
+    try:
+        while True:
+            ready, _, _ = select.select([ours, ended], [], [])
+            if ended in ready:
+                break
+            try:
+                zygote.lend(ours)
+            except OSError:  # the child is gone: its end says how
+                select.select([ended], [], [])
+                break
+    finally:
+        os.close(ended)
+        ours.close()
+    _, status = os.waitpid(pid, 0)
+    try:
+        said = log.read_text(errors="replace")[-SAID_BYTES:]
+    except OSError:
+        said = ""
+    return os.waitstatus_to_exitcode(status), said
+
+
+def _child(grading: dict, log: Path, lender: socket.socket):
+    import atexit
+    import ctypes
+    import traceback
+
+    code = 70
+    try:
+        os.setsid()  # the server kills the whole grading at once
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        from dlgrade import classrun
+        from dlgrade.sandbox import zygote
+
+        zygote.borrow_all(lender)
+        job = classrun.plan(
+            Path(grading["source"]),
+            Path(grading["out"]),
+            activities=list(grading["activities"]),
+            checks=Path(grading["checks"]),
+            tier=str(grading["tier"]),
+            seed=int(grading["seed"]),
+            force=True,
+            options=tuple(map(str, grading["options"])),
+        )
+        # one student, graded in this process: no pytest-xdist process to start
+        code = classrun.run(job, classrun.LocalExecutor(1, in_process=True))
+    except DlgradeError as exc:
+        print(f"dlgrade grade: error: {exc}", file=sys.stderr)
+        code = 2
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 70
+    except BaseException:  # noqa: BLE001 - said in the log; the task reports no record
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            atexit._run_exitfuncs()
+        finally:
+            os._exit(code)
+
+
+def _import_pytest_plugins() -> None:
+    """The plugins pytest loads at start-up (its ``pytest11`` entry points)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="pytest11"):
+        try:
+            entry.load()
+        except Exception:  # noqa: BLE001 - pytest loads it again and says why
+            pass
 
 
 def _worker_address() -> str:
@@ -451,7 +740,9 @@ class DaskExecutor(Executor):
                 pass
 
 
-if __name__ == "__main__":  # python -m dlgrade.cluster guard SCRATCH -- COMMAND...
+if __name__ == "__main__":  # python -m dlgrade.cluster guard SCRATCH -- COMMAND... | serve
+    if sys.argv[1:] == ["serve"]:
+        sys.exit(serve())
     if sys.argv[1:2] != ["guard"] or "--" not in sys.argv:
         sys.exit("usage: python -m dlgrade.cluster guard SCRATCH -- COMMAND... (run by tasks)")
     split = sys.argv.index("--")

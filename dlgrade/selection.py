@@ -75,6 +75,10 @@ def quiet_pytest(rubric_root: Path) -> list[str]:
         # to report unraisable exceptions, which a grading session never shows
         "-p",
         "no:unraisableexception",
+        # Hypothesis's plugin imports Hypothesis to write its summary (1.5 s here); no
+        # rubric uses it, and a student's kit does not have it
+        "-p",
+        "no:hypothesispytest",
         "-o",
         "addopts=",
         "--rootdir",

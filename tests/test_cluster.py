@@ -39,6 +39,8 @@ from tests.helpers import (
 distributed = pytest.importorskip("distributed", reason='the dask extra: pip install ".[dask]"')
 
 ATTACKS = Path(__file__).parent / "attacks"
+
+
 @pytest.fixture
 def klass(tmp_path: Path) -> Path:
     """A right, a wrong, a hanging, a crashing, an attacking and an empty submission."""
@@ -121,12 +123,21 @@ def test_a_worker_killed_mid_student_costs_a_regrade_elsewhere_not_a_grade(tmp_p
                     victim = address
             time.sleep(0.2)
         assert victim, "the slow student's task never started"
-        time.sleep(2)  # its grading is under way on that worker
         pids = client.run(os.getpid)
+        logs, deadline = [], time.monotonic() + 120
+        while not logs and time.monotonic() < deadline:  # the server starts, then grades
+            time.sleep(0.5)
+            grading = _descendants(pids[victim])
+            # the student's grading: the server's child, its output in the task's scratch
+            logs = [_fd_target(pid, 1) for pid in grading]
+            logs = [Path(log) for log in logs if log.endswith("/grading.log")]
+            logs = [log for log in logs if (log.parent / "class" / "slow").is_dir()]
+        assert len(logs) == 1, "no grading of the slow student under the worker's server"
+        servers = [pid for pid in grading if _argv(pid)[1:4] == ["-m", "dlgrade.cluster", "serve"]]
+        assert len(servers) == 2, "not the server and its child (forked: the same argv)"
+        time.sleep(2)  # its grading is under way
         grading = _descendants(pids[victim])
-        guards = [_argv(pid) for pid in grading if _argv(pid)[2:4] == ["dlgrade.cluster", "guard"]]
-        assert len(guards) == 1, "no grading process under the worker"
-        scratch = Path(guards[0][4])
+        scratch = logs[0].parent
         assert scratch.is_dir()
         os.kill(pids[victim], signal.SIGKILL)
         time.sleep(1)
@@ -166,6 +177,13 @@ def _argv(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
     except OSError:
         return []
+
+
+def _fd_target(pid: int, fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:
@@ -375,3 +393,38 @@ def test_without_the_dask_extra_the_executor_says_how_to_install_it(klass, tmp_p
     assert run.returncode == 2, run.stdout + run.stderr
     assert 'pip install "dlgrade[dask]"' in run.stderr
     assert dlgrade("grade", klass, "--scheduler", "tcp://x:1").returncode == 2
+
+
+def test_one_grading_server_grades_student_after_student_and_none_reaches_the_next(tmp_path):
+    """A Dask worker's grading server grades its tasks' students one after another, each
+    in a child of its own, their workers forked from the zygote it keeps. A student who
+    leaves state behind in every way they can (tests/attacks/leave_state) changes nothing
+    of the students graded after them: the same grades, to the byte, as the local
+    executor gives."""
+    from tests.helpers import REFERENCE
+
+    root = tmp_path / "submissions"
+    shutil.copytree(ATTACKS / "leave_state", root / "a-polluter")
+    for name in ("b-reference", "c-reference"):
+        (root / name).mkdir(parents=True)
+        shutil.copy(REFERENCE / MODULE, root / name / MODULE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    books = {}
+    for how in ("local", "dask"):
+        out = tmp_path / how
+        command = [sys.executable, "-m", "dlgrade.cli", "grade", str(root), "--out", str(out)]
+        command += ["--activity", "1.01", "--tier", "quick", "--jobs", "1"]
+        command += ["--executor", how]
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert run.returncode == 0, run.stdout + run.stderr
+        books[how] = records(out)
+    tasks = {name: r.worker["task"] for name, r in books["dask"].items()}
+    assert {t["graded_in"] for t in tasks.values()} == {"server"}, tasks
+    assert len({t["server_pid"] for t in tasks.values()}) == 1, "not one server for all"
+    order = sorted(books["dask"].values(), key=lambda r: r.started_at)
+    assert [r.student for r in order][0] == "a-polluter", "the polluter was not graded first"
+    for name in ("b-reference", "c-reference"):
+        graded = books["dask"][name]
+        assert graded.score == graded.max_score > 0, graded.checks
+    for name in books["local"]:
+        assert stable(books["dask"][name].to_dict()) == stable(books["local"][name].to_dict())

@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import dlgrade
@@ -60,8 +61,7 @@ _MS_NOEXEC = 8
 
 #: the worker's own start (this very dlgrade package, by path), then the zygote's loop
 ZYGOTE_BOOTSTRAP = (
-    PACKAGE_BY_PATH
-    + "from dlgrade.sandbox import zygote\nsys.exit(zygote.serve(sys.argv[1:]))\n"
+    PACKAGE_BY_PATH + "from dlgrade.sandbox import zygote\nsys.exit(zygote.serve(sys.argv[1:]))\n"
 )
 
 
@@ -73,6 +73,11 @@ class Zygote:
 
     def __init__(self, env: Mapping[str, str], preload: tuple[str, ...]):
         self.key = zygote_key(env, preload)
+        #: started by the process this one was forked from (a grading server's, for one
+        #: student: dlgrade/cluster.py): used here, stopped only by its owner
+        self.borrowed = False
+        #: a fork's answer was lost: never asked again (see :meth:`spawn`)
+        self._broken = False
         # the grader's temporary folder: hidden from every jailed worker
         self.home = home = Path(tempfile.mkdtemp(prefix="dlgrade-zygote-"))
         base = {k: v for k, v in env.items() if k not in SESSION_KEYS}
@@ -139,6 +144,14 @@ class Zygote:
         self.import_seconds = float(answer.split()[1])
 
     def alive(self) -> bool:
+        if self._broken:
+            return False
+        if self.borrowed:  # not our child: waitpid cannot say, its /proc entry can
+            try:
+                stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+                return stat.rsplit(")", 1)[1].split()[0] not in "ZX"
+            except (OSError, IndexError):
+                return False
         return self.proc.poll() is None
 
     def spawn(self, description: dict, fds: tuple[int, ...]) -> ZygoteChild:
@@ -148,8 +161,16 @@ class Zygote:
         status_r, status_w = os.pipe()
         try:
             with self._lock:
-                socket.send_fds(self._socket, [b"fork"], [config_r, status_w, *fds])
-                answer, pidfds, _flags, _addr = socket.recv_fds(self._socket, 64, 1)
+                if self._broken:
+                    raise OSError("an earlier fork's answer was lost")
+                try:
+                    socket.send_fds(self._socket, [b"fork"], [config_r, status_w, *fds])
+                    answer, pidfds, _flags, _addr = socket.recv_fds(self._socket, 64, 1)
+                except OSError:
+                    # its answer may still come: read by the next fork, it would hand that
+                    # worker another's pipes. This zygote is not asked again.
+                    self._broken = True
+                    raise
         except OSError as exc:
             for fd in (config_r, config_w, status_r, status_w):
                 os.close(fd)
@@ -174,10 +195,11 @@ class Zygote:
             self._socket.close()
         finally:
             proc = getattr(self, "proc", None)
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            shutil.rmtree(self.home, ignore_errors=True)
+            if not self.borrowed:  # its owner stops it and removes its folder
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+                shutil.rmtree(self.home, ignore_errors=True)
 
 
 class ZygoteChild:
@@ -254,6 +276,11 @@ def enabled(gpu: bool = False) -> bool:
 _failed: dict[tuple, str] = {}
 
 
+#: in a grading server's child (one student's grading): the channel on which it asks the
+#: server for a zygote, which the server keeps for its next students (dlgrade/cluster.py)
+_lender: socket.socket | None = None
+
+
 def for_launch(env: Mapping[str, str], preload: tuple[str, ...]) -> Zygote | None:
     """The grading process's zygote for workers of this environment, started if need be;
     ``None`` where it cannot be started here (its workers start fresh, as before)."""
@@ -270,12 +297,79 @@ def for_launch(env: Mapping[str, str], preload: tuple[str, ...]) -> Zygote | Non
         while len(_zygotes) >= MAX_ZYGOTES:  # the oldest: each holds TensorFlow in memory
             _zygotes.pop(next(iter(_zygotes))).close()
         try:
-            _zygotes[key] = Zygote(env, preload)
+            _zygotes[key] = Zygote(env, preload) if _lender is None else _borrow(env, preload)
         except (SandboxError, OSError) as exc:
             _failed[key] = str(exc)
             print(f"dlgrade: workers start fresh (no zygote): {exc}", file=sys.stderr)
             return None
         return _zygotes[key]
+
+
+def borrow_all(lender: socket.socket) -> None:
+    """In a grading server's child (one student's grading, dlgrade/cluster.py): fork
+    workers from the zygotes the server started, never stop them, and ask the server on
+    ``lender`` for any other zygote, so that the server keeps it for its next students."""
+    global _lender
+    with _zygotes_lock:
+        for zygote in _zygotes.values():
+            zygote.borrowed = True
+        _lender = lender
+
+
+def _borrow(env: Mapping[str, str], preload: tuple[str, ...]) -> Zygote:
+    """The grading server's zygote for this environment (:func:`lend`)."""
+    request = json.dumps({"env": dict(env), "preload": list(preload)}, allow_nan=False)
+    try:
+        _lender.sendall(request.encode())
+        answer, fds, _flags, _addr = socket.recv_fds(_lender, 65536, 1)
+    except OSError as exc:
+        raise SandboxError(f"the grading server lent no zygote: {exc}") from None
+    try:
+        said = json.loads(answer)
+        if not fds:
+            raise SandboxError(f"the grading server lent no zygote: {said.get('error')}")
+        zygote = Zygote.__new__(Zygote)
+        zygote.key = zygote_key(env, preload)
+        zygote.borrowed = True
+        zygote.home = Path(said["home"])
+        zygote.proc = _Lent(int(said["pid"]))
+        zygote.import_seconds = float(said["import_seconds"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        for fd in fds:
+            os.close(fd)
+        raise SandboxError(f"the grading server answered {answer[:80]!r}") from None
+    zygote._socket = socket.socket(fileno=fds[0])
+    zygote._socket.settimeout(600)  # as its owner's: the socket is non-blocking underneath
+    zygote._lock = threading.Lock()
+    zygote._broken = False
+    return zygote
+
+
+@dataclass(frozen=True)
+class _Lent:
+    """A lent zygote's process: another's child, known by its pid."""
+
+    pid: int
+
+
+def lend(channel: socket.socket) -> None:
+    """In a grading server: answer a child's request for a zygote (:func:`_borrow`) with
+    the socket of this process's own zygote for it, started if need be."""
+    try:
+        request = json.loads(channel.recv(65536))
+        env = {str(k): str(v) for k, v in request["env"].items()}
+        preload = tuple(map(str, request["preload"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        channel.sendall(json.dumps({"error": f"a malformed request ({exc})"}).encode())
+        return
+    zygote = for_launch(env, preload)
+    if zygote is None:
+        why = _failed.get(zygote_key(env, preload), "it could not be started")
+        channel.sendall(json.dumps({"error": why}).encode())
+        return
+    answer = {"pid": zygote.proc.pid, "home": str(zygote.home)}
+    answer["import_seconds"] = zygote.import_seconds
+    socket.send_fds(channel, [json.dumps(answer).encode()], [zygote._socket.fileno()])
 
 
 @atexit.register
