@@ -187,6 +187,8 @@ def _parser() -> argparse.ArgumentParser:
     similarity_options(similar)
     similar.set_defaults(run=run_similarity)
 
+    _add_calibrate_parser(commands)
+
     kit = commands.add_parser("kit", help="export the student kit (no reference, no hidden checks)")
     kit.add_argument("out", type=Path, help="folder to write the kit to")
     kit.add_argument("--force", action="store_true", help="replace a non-empty folder")
@@ -472,6 +474,91 @@ def limit_options(args: argparse.Namespace) -> list[str]:
 # -- grade (a class) ---------------------------------------------------------------------
 
 
+def _add_calibrate_parser(commands) -> None:
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="measure each check's false-fail rate on correct work and its mutants' catch "
+        "rate over many seeds (writes checks/calibration.json)",
+    )
+    calibrate.add_argument(
+        "--activity",
+        action="append",
+        metavar="N.NN",
+        help="calibrate this activity (repeatable; default: every activity)",
+    )
+    calibrate.add_argument("--tier", choices=TIERS, default="standard", help="default: standard")
+    calibrate.add_argument(
+        "--seeds", type=int, default=20, metavar="N", help="session seeds to grade (default 20)"
+    )
+    calibrate.add_argument(
+        "--first-seed", type=int, default=1, metavar="S", help="seeds S, S+1, ... (default 1)"
+    )
+    calibrate.add_argument(
+        "--solutions",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of correct activity files, graded as correct work (repeatable)",
+    )
+    calibrate.add_argument(
+        "--mutants",
+        type=Path,
+        metavar="DIR",
+        help="folder of *.mutant files (default: tests/mutants/ beside the rubric folder)",
+    )
+    calibrate.add_argument("--no-mutants", action="store_true", help="grade no mutant")
+    calibrate.add_argument("--jobs", "-j", metavar="N", help="students graded in parallel")
+    calibrate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results") / "calibrate",
+        help="the class folders and each seed's records (default: results/calibrate/); "
+        "a seed graded there before is kept",
+    )
+    calibrate.add_argument(
+        "--checks",
+        type=Path,
+        metavar="DIR",
+        help="rubric folder (checks/); calibration.json is written there",
+    )
+    calibrate.add_argument(
+        "--table",
+        type=Path,
+        metavar="FILE",
+        help="also write the markdown table (docs/calibration.md)",
+    )
+    calibrate.add_argument(
+        "--only-table",
+        action="store_true",
+        help="grade nothing: write --table from the calibration file as it is",
+    )
+    calibrate.set_defaults(run=run_calibrate)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from dlgrade import calibrate
+
+    rubric_root = checks_dir(args.checks)
+    if args.only_table:
+        if args.table is None:
+            raise UsageError("--only-table needs --table FILE")
+        return calibrate.table_only(rubric_root, args.table)
+    return calibrate.run(
+        activities=args.activity,
+        tier=args.tier,
+        seeds=args.seeds,
+        first_seed=args.first_seed,
+        solutions=args.solutions,
+        mutants=args.mutants,
+        no_mutants=args.no_mutants,
+        jobs=_jobs(args.jobs or "1"),
+        out=args.out,
+        rubric_root=rubric_root,
+        table_path=args.table,
+    )
+
+
 def _jobs(value: str) -> int:
     if value == "auto":
         return max(1, os.cpu_count() or 1)
@@ -583,7 +670,7 @@ def similarity_report(students, activities, rubric_root: Path, out: Path, args) 
     similarity.write(out, report)
     records = gradebook.load_records(out)
     if records:  # a graded class: its summary links the report
-        write_exports(out, gradebook.Gradebook.of(records))
+        write_exports(out, gradebook.Gradebook.of(records), rubric_root)
     pairs = sum(p.flag == similarity.COPY_FLAG for p in report.pairs)
     leaks = len(report.pairs) - pairs
     print(

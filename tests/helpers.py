@@ -15,13 +15,14 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from dlgrade import gradebook
 from dlgrade.gradebook import GRADED, StudentRecord
+from dlgrade.mutants import Mutant  # noqa: F401 (re-exported for the tests)
 from dlgrade.rubric import hidden_name
 from dlgrade.sandbox import isolation_mode
 
@@ -255,59 +256,7 @@ def assert_next_check_runs(graded) -> None:
 VARIANTS = Path(__file__).resolve().parent / "variants"
 
 
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    activity: str
-    kills: tuple[str, ...]
-    before: str
-    after: str
-    #: check → why it fails too and cannot be kept from failing (``# knock-on: check — why``)
-    knock_ons: dict[str, str] = field(default_factory=dict)
-    #: the folder of the module the edit applies to: the reference, or a variant's (``# base:``)
-    base: Path = REFERENCE
-
-    @classmethod
-    def parse(cls, path: Path) -> Mutant:
-        text = path.read_text()
-        header, _, rest = text.partition("---\n")
-        before, _, after = rest.partition("+++\n")
-        kills = next(
-            line.split(":", 1)[1] for line in header.splitlines() if line.startswith("# kills:")
-        )
-        knock_ons = {}
-        for line in header.splitlines():
-            if line.startswith("# knock-on:"):
-                check, _, why = line.split(":", 1)[1].partition("—")
-                knock_ons[check.strip()] = why.strip()
-        bases = [
-            line.split(":", 1)[1].strip()
-            for line in header.splitlines()
-            if line.startswith("# base:")
-        ]
-        base = VARIANTS / bases[0] if bases else REFERENCE
-        assert base.is_dir(), f"{path.name}: no variant {bases[0]!r} under {VARIANTS}"
-        return cls(
-            name=path.stem,
-            activity=path.stem.split("-", 1)[0],
-            kills=tuple(k.strip() for k in kills.split(",")),
-            before=before,
-            after=after,
-            knock_ons=knock_ons,
-            base=base,
-        )
-
-    def write(self, folder: Path) -> Path:
-        """The base module (the reference, or a variant's) with the one edit applied, in
-        ``folder``."""
-        module = f"activity_{self.activity.replace('.', '_')}.py"
-        source = (self.base / module).read_text()
-        assert source.count(self.before) == 1, f"{self.name}: the lines to replace must occur once"
-        folder.mkdir()
-        (folder / module).write_text(source.replace(self.before, self.after))
-        return folder
-
-
+# the mutants live in dlgrade/mutants.py (the installed `dlgrade calibrate` applies them)
 MUTANT_FILES = sorted(MUTANTS.glob("*.mutant"))
 
 
