@@ -175,7 +175,7 @@ class Measured:
             made = cls(
                 str(data["what"]), float(data["value"]), float(data["threshold"]), data["op"]
             )
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):  # 10**400: too large
             return None
         ok = made.op in MEASURE_OPS and math.isfinite(made.value + made.threshold)
         return made if ok else None

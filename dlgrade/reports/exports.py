@@ -31,9 +31,14 @@ GRADESCOPE_DIR = "gradescope"
 FEEDBACK_DIR = "feedback"
 
 
-def render_all(book: Gradebook, similarity: tuple[int, int] | None = None) -> dict[str, str]:
+def render_all(
+    book: Gradebook,
+    similarity: tuple[int, int] | None = None,
+    calibration: dict | None = None,
+) -> dict[str, str]:
     """Every export as ``relative path → text``, in a stable order. ``similarity``: the
-    counts of a similarity report beside them, linked from the summary only."""
+    counts of a similarity report beside them, linked from the summary only;
+    ``calibration``: the rubrics' calibration file, shown in the summary only."""
     files = {
         GRADEBOOK_CSV: gradebook_csv.render(book),
         GRADES_JSON: grades_json.render(book),
@@ -47,7 +52,7 @@ def render_all(book: Gradebook, similarity: tuple[int, int] | None = None) -> di
         files[f"{stem}.md"] = feedback.render_markdown(record)
         files[f"{stem}.html"] = feedback.render_html(record)
     # last: a reader who sees a new summary finds the pages it links to
-    files[SUMMARY_HTML] = summary_html.render(book, similarity)
+    files[SUMMARY_HTML] = summary_html.render(book, similarity, calibration)
     return files
 
 
@@ -65,12 +70,27 @@ def _prune(out: Path, keep: set[Path]) -> None:
                 path.parent.rmdir()
 
 
-def write_exports(out: Path, book: Gradebook) -> list[Path]:
-    """(Re)write every class export under out/ from the records; return the paths written."""
+def calibration_of(rubric_root: Path | None) -> dict | None:
+    """The calibration file beside the rubrics (``dlgrade calibrate``); None where there is no
+    rubric folder or the file cannot be read (the summary then says "not calibrated")."""
+    if rubric_root is None:
+        return None
+    from dlgrade import calibrate
+    from dlgrade.errors import UsageError
+
+    try:
+        return calibrate.read(Path(rubric_root) / calibrate.FILE)
+    except (UsageError, OSError):
+        return None
+
+
+def write_exports(out: Path, book: Gradebook, rubric_root: Path | None = None) -> list[Path]:
+    """(Re)write every class export under out/ from the records; return the paths written.
+    ``rubric_root``: the rubric folder, whose calibration the summary shows."""
     from dlgrade.similarity import flagged
 
     out = Path(out)
-    rendered = render_all(book, flagged(out))
+    rendered = render_all(book, flagged(out), calibration_of(rubric_root))
     written = [write_atomic(out / name, text) for name, text in rendered.items()]
     _prune(out, set(written))
     return written

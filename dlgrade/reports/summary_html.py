@@ -2,23 +2,27 @@
 
 One self-contained page — inline CSS and inline SVG, no scripts, nothing fetched — with the
 headline numbers, a score histogram per activity, the pass rate of every check (hardest
-first), the slowest submissions and every run that ended abnormally. Scores and pass rates
-are over the GRADED records: an INCOMPLETE run is partial and will be regraded, so it is
-listed, not counted.
+first), the measured values of the stochastic checks against the calibrated range of correct
+work (``checks/calibration.json``, :mod:`dlgrade.calibrate`), the slowest submissions and every
+run that ended abnormally. Scores, pass rates and measured values are over the GRADED records:
+an INCOMPLETE run is partial and will be regraded, so it is listed, not counted.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from dlgrade.gradebook import GRADED, INCOMPLETE, Gradebook, StudentRecord
-from dlgrade.text import printable
 from dlgrade.reports.feedback import activity_title
 from dlgrade.reports.gradebook_csv import format_percent, format_points
 from dlgrade.reports.grades_json import shared
+from dlgrade.text import printable
 
 NO_STUDENTS = "No students graded yet."
 SLOWEST = 10
@@ -30,6 +34,13 @@ SLOW_BAR = "#7a5195"
 RATE_COLOURS = ((0.5, "#d1495b"), (0.8, "#edae49"), (1.01, "#3a9a5b"))
 AXIS = "#57606a"
 TRACK = "#eaeef2"
+BAND = "#a7d7b4"
+TICK = "#4c78a8"
+LOW_TICK = "#d1495b"
+THRESHOLD = "#1f2328"
+NOT_CALIBRATED = "not calibrated: run `dlgrade calibrate`"
+NO_MEASURED = "No graded check in these records reports a measured value."
+WHAT_CHARS = 80
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -290,6 +301,286 @@ def _pass_rates(book: Gradebook) -> str:
     )
 
 
+# ------------------------------------------------------------------------- stochastic checks
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None: a record may hold anything (a hostile or broken
+    record, a hand-edited calibration), and a report is rebuilt from them on every run."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """The calibration of one check: the values of correct work (``dlgrade calibrate``)."""
+
+    low: float
+    high: float
+    n: int | None
+    false_fail: float | None  # the 95 % upper bound on the false-fail rate, over all runs
+    false_fail_independent: float | None
+    threshold: float | None
+    op: str
+
+
+@dataclass(frozen=True)
+class MeasuredCheck:
+    """One stochastic check over the class: what it measured, and each student's value."""
+
+    id: str
+    what: str
+    threshold: float | None
+    op: str
+    values: tuple[tuple[StudentRecord, float], ...]
+    ignored: int  # measured values that were not finite numbers
+    calibrated: Calibrated | None
+
+    def outside(self) -> list[tuple[StudentRecord, float]]:
+        """The students whose value lies beyond the worst correct run: under the calibrated
+        minimum (``>=``), over the maximum (``<=``)."""
+        cal = self.calibrated
+        if cal is None:
+            return []
+        if self.op == "<=":
+            return [(r, v) for r, v in self.values if v > cal.high]
+        return [(r, v) for r, v in self.values if v < cal.low]
+
+
+def _entry(calibration: Any, check_id: str) -> dict | None:
+    if not isinstance(calibration, dict):
+        return None
+    activity = check_id.split("/", 1)[0]
+    activities = calibration.get("activities")
+    data = activities.get(activity) if isinstance(activities, dict) else None
+    checks = data.get("checks") if isinstance(data, dict) else None
+    entry = checks.get(check_id) if isinstance(checks, dict) else None
+    return entry if isinstance(entry, dict) else None
+
+
+def _calibrated(entry: dict | None) -> Calibrated | None:
+    """The calibrated range of correct work from a calibration entry; None where the entry
+    has no finite range."""
+    if entry is None:
+        return None
+    low, high = finite(entry.get("min")), finite(entry.get("max"))
+    if low is None or high is None or low > high:
+        return None
+    n = finite(entry.get("n"))
+    op = entry.get("op")
+    return Calibrated(
+        low=low,
+        high=high,
+        n=int(n) if n is not None and n >= 0 else None,
+        false_fail=finite(entry.get("false_fail_upper_95")),
+        false_fail_independent=finite(entry.get("false_fail_upper_95_independent")),
+        threshold=finite(entry.get("threshold")),
+        op=op if op in (">=", "<=") else "",
+    )
+
+
+def measured_checks(book: Gradebook, calibration: dict | None = None) -> list[MeasuredCheck]:
+    """Every check whose graded records carry a measured value, in the rubric's order."""
+    found: dict[str, dict] = {}
+    for record in _graded(book):
+        for check in record.checks:
+            measured = getattr(check, "measured", None)
+            if measured is None:
+                continue
+            entry = found.setdefault(check.id, {"values": [], "rules": Counter(), "ignored": 0})
+            value = finite(getattr(measured, "value", None))
+            if value is None:
+                entry["ignored"] += 1
+            else:
+                entry["values"].append((record, value))
+            threshold = finite(getattr(measured, "threshold", None))
+            op = getattr(measured, "op", None)
+            if threshold is not None and op in (">=", "<="):
+                what = _clip(printable(getattr(measured, "what", "")).strip(), WHAT_CHARS)
+                entry["rules"][(what, threshold, op)] += 1
+    order = {check_id: i for i, check_id in enumerate(book.check_ids())}
+    checks = []
+    for check_id in sorted(found, key=lambda c: (order.get(c, 0), c)):
+        data = found[check_id]
+        # the rule most records were graded by (records of several rubric versions may differ)
+        ranked = sorted(data["rules"].items(), key=lambda item: (-item[1], repr(item[0])))
+        what, threshold, op = ranked[0][0] if ranked else ("", None, ">=")
+        checks.append(
+            MeasuredCheck(
+                id=check_id,
+                what=what,
+                threshold=threshold,
+                op=op,
+                values=tuple(sorted(data["values"], key=lambda rv: (rv[1], rv[0].student))),
+                ignored=data["ignored"],
+                calibrated=_calibrated(_entry(calibration, check_id)),
+            )
+        )
+    return checks
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _sign(op: str) -> str:
+    return "≤" if op == "<=" else "≥"
+
+
+def _who(book: Gradebook, record: StudentRecord) -> str:
+    link = _feedback_link(book, record)
+    return f"{_esc(record.name)} ({link})" if record.name else link
+
+
+def measured_svg(check: MeasuredCheck) -> str:
+    """A strip: the calibrated range of correct work as a band, the threshold as a line, a
+    tick per student (red beyond the band)."""
+    width, height, left, right, top = 300, 40, 8, 8, 6
+    plot_w, strip_h = width - left - right, 18
+    cal = check.calibrated
+    points = [v for _, v in check.values]
+    points += [p for p in (check.threshold,) if p is not None]
+    points += [cal.low, cal.high] if cal else []
+    if not points:
+        return ""
+    low, high = min(points), max(points)
+    # halves: the span of two finite floats can overflow, the span of their halves cannot
+    half_span = high / 2 - low / 2
+
+    def x(value: float) -> float:
+        if half_span <= 0:
+            return left + plot_w / 2
+        fraction = (value / 2 - low / 2) / half_span
+        return left + plot_w * min(max(fraction, 0.0), 1.0)
+
+    label = f"{check.id}: {len(check.values)} value(s)"
+    parts = [
+        f'<svg role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{_esc(label)}</title>'
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{strip_h}" fill="{TRACK}"/>'
+    ]
+    if cal:
+        x0, x1 = x(cal.low), x(cal.high)
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 2):.1f}" height="{strip_h}" '
+            f'fill="{BAND}"><title>correct work (calibrated): {_number(cal.low)}–'
+            f"{_number(cal.high)}</title></rect>"
+        )
+    outside = {id(r) for r, _ in check.outside()}
+    for record, value in check.values:
+        colour = LOW_TICK if id(record) in outside else TICK
+        xv = x(value)
+        parts.append(
+            f'<line x1="{xv:.1f}" x2="{xv:.1f}" y1="{top + 3}" y2="{top + strip_h - 3}" '
+            f'stroke="{colour}" stroke-width="1.5"><title>{_esc(record.student)}: '
+            f"{_number(value)}</title></line>"
+        )
+    if check.threshold is not None:
+        xt = x(check.threshold)
+        parts.append(
+            f'<line x1="{xt:.1f}" x2="{xt:.1f}" y1="{top - 4}" y2="{top + strip_h + 4}" '
+            f'stroke="{THRESHOLD}" stroke-width="2"><title>threshold {_sign(check.op)} '
+            f"{_number(check.threshold)}</title></line>"
+        )
+    base = top + strip_h + 14
+    parts.append(
+        f'<text x="{left}" y="{base}" font-size="10" fill="{AXIS}">{_number(low)}</text>'
+        f'<text x="{left + plot_w}" y="{base}" font-size="10" text-anchor="end" '
+        f'fill="{AXIS}">{_number(high)}</text></svg>'
+    )
+    return "".join(parts)
+
+
+def _class_cell(check: MeasuredCheck) -> str:
+    values = [v for _, v in check.values]
+    ignored = f"<br>{check.ignored} value(s) not a finite number, ignored" if check.ignored else ""
+    if not values:
+        return f"no finite value{ignored}"
+    return (
+        f"n {len(values)} · min {_number(min(values))} · median "
+        f"{_number(statistics.median(values))} · max {_number(max(values))}{ignored}"
+    )
+
+
+def _calibrated_cell(check: MeasuredCheck, entry: dict | None) -> str:
+    cal = check.calibrated
+    if cal is None:
+        if entry is not None:
+            return "calibrated, but with no finite range: run <code>dlgrade calibrate</code>"
+        return _esc(NOT_CALIBRATED).replace("`dlgrade calibrate`", "<code>dlgrade calibrate</code>")
+    bound = f"false-fail ≤ {_share(cal.false_fail)}"
+    if cal.false_fail_independent is not None:
+        bound += f" (independent trials ≤ {_share(cal.false_fail_independent)})"
+    text = (
+        f"{_number(cal.low)}–{_number(cal.high)} · n {cal.n if cal.n is not None else '—'}"
+        f" · {bound}"
+    )
+    if (
+        cal.threshold is not None
+        and check.threshold is not None
+        and (cal.threshold != check.threshold or (cal.op and cal.op != check.op))
+    ):
+        activity = check.id.split("/", 1)[0]
+        text += (
+            f"<br>calibrated at {_sign(cal.op)} {_number(cal.threshold)}, graded at "
+            f"{_sign(check.op)} {_number(check.threshold)}: stale, run "
+            f"<code>dlgrade calibrate --activity {_esc(activity)}</code>"
+        )
+    return text
+
+
+def _outside_cell(book: Gradebook, check: MeasuredCheck) -> str:
+    if check.calibrated is None:
+        return "—"
+    outside = check.outside()
+    if not outside:
+        return "none"
+    items = "".join(f"<li>{_who(book, record)}: {_number(value)}</li>" for record, value in outside)
+    return f"<ul>{items}</ul>"
+
+
+def _stochastic(book: Gradebook, calibration: dict | None) -> str:
+    checks = measured_checks(book, calibration)
+    head = (
+        "<h2>Stochastic checks</h2>"
+        '<p class="caption">Each check that compares a measured value with a threshold: the '
+        "class's values (a tick per student; red beyond the worst correct run) against the "
+        "range of correct work from <code>checks/calibration.json</code> (green band) and the "
+        "threshold (black line). A student beyond the band did worse than any correct run "
+        "calibrated; one inside it may have met noise.</p>"
+    )
+    if not checks:
+        return f'{head}<p class="caption">{_esc(NO_MEASURED)}</p>'
+    rows = []
+    for check in checks:
+        threshold = "—"
+        if check.threshold is not None:
+            threshold = f"{_sign(check.op)} {_number(check.threshold)}"
+        beyond = "over" if check.op == "<=" else "under"
+        beyond += " the calibrated maximum" if check.op == "<=" else " the calibrated minimum"
+        rows.append(
+            f"<tr><td><code>{_esc(check.id)}</code></td><td>{_esc(check.what or '—')}</td>"
+            f'<td class="num">{_esc(threshold)}</td><td>{_class_cell(check)}</td>'
+            f"<td>{_calibrated_cell(check, _entry(calibration, check.id))}</td>"
+            f"<td>{measured_svg(check)}</td>"
+            f'<td><span class="caption">{beyond}:</span> {_outside_cell(book, check)}</td></tr>'
+        )
+    return (
+        f"{head}<table><thead><tr><th>check</th><th>measured</th><th>threshold</th>"
+        "<th>class</th><th>correct work (calibrated)</th><th>values</th>"
+        f"<th>beyond correct work</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 # ---------------------------------------------------------------------------------- slowest
 
 
@@ -370,12 +661,18 @@ def _similarity(flagged: tuple[int, int] | None) -> str:
     )
 
 
-def render(book: Gradebook, similarity: tuple[int, int] | None = None) -> str:
+def render(
+    book: Gradebook,
+    similarity: tuple[int, int] | None = None,
+    calibration: dict | None = None,
+) -> str:
     """The class's page; ``similarity``: (pairs, like the reference) when a similarity
-    report sits beside it."""
+    report sits beside it; ``calibration``: the rubrics' ``checks/calibration.json``
+    (:func:`dlgrade.calibrate.read`), None where there is none."""
     sections = [_headline(book)]
     if book.records:
-        sections += [_histograms(book), _pass_rates(book), _slowest(book), _abnormal(book)]
+        sections += [_histograms(book), _pass_rates(book), _stochastic(book, calibration)]
+        sections += [_slowest(book), _abnormal(book)]
         sections.append(_similarity(similarity))
         finished = max((r.finished_at for r in book.records), default="")
         footer = f"From {len(book.records)} student record(s); last run finished {finished or '—'}."
