@@ -25,6 +25,7 @@ docs/writing-checks.md ("Calibrating a stochastic check") gives the statistics' 
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import json
 import math
@@ -675,7 +676,7 @@ def read(path: Path) -> dict[str, Any]:
 def merge(calibration: dict[str, Any], activity: str, entries: dict[str, Any]) -> dict[str, Any]:
     """``calibration`` with ``entries`` replacing those of the same checks (every other
     activity's and check's entry is kept)."""
-    merged = json.loads(json.dumps(calibration))
+    merged = copy.deepcopy(calibration)
     checks = merged.setdefault("activities", {}).setdefault(activity, {"checks": {}})
     checks.setdefault("checks", {}).update(entries)
     checks["checks"] = dict(sorted(checks["checks"].items()))
@@ -813,7 +814,8 @@ def table(calibration: dict[str, Any]) -> str:
                 )
             lines.append("")
         environments = {
-            json.dumps(e.get("environment", {}), sort_keys=True): e for e in checks.values()
+            json.dumps(e.get("environment", {}), sort_keys=True, allow_nan=False): e
+            for e in checks.values()
         }
         for text, e in environments.items():
             env = json.loads(text)

@@ -360,16 +360,19 @@ def lend(channel: socket.socket) -> None:
         env = {str(k): str(v) for k, v in request["env"].items()}
         preload = tuple(map(str, request["preload"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        channel.sendall(json.dumps({"error": f"a malformed request ({exc})"}).encode())
+        channel.sendall(
+            json.dumps({"error": f"a malformed request ({exc})"}, allow_nan=False).encode()
+        )
         return
     zygote = for_launch(env, preload)
     if zygote is None:
         why = _failed.get(zygote_key(env, preload), "it could not be started")
-        channel.sendall(json.dumps({"error": why}).encode())
+        channel.sendall(json.dumps({"error": why}, allow_nan=False).encode())
         return
     answer = {"pid": zygote.proc.pid, "home": str(zygote.home)}
     answer["import_seconds"] = zygote.import_seconds
-    socket.send_fds(channel, [json.dumps(answer).encode()], [zygote._socket.fileno()])
+    message = json.dumps(answer, allow_nan=False).encode()
+    socket.send_fds(channel, [message], [zygote._socket.fileno()])
 
 
 @atexit.register
