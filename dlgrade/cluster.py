@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dlgrade
-from dlgrade import gradebook, roster
+from dlgrade import gradebook, jail, roster
 from dlgrade.classrun import INTERRUPTED, Executor, Job, StudentLost
 from dlgrade.errors import DlgradeError, UsageError
 from dlgrade.files import submission_files
@@ -269,32 +269,21 @@ class GradingServer:
         self.home = Path(tempfile.mkdtemp(prefix="dlgrade-server-"))
         log = os.open(self.home / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         command = [sys.executable, "-m", "dlgrade.cluster", "serve"]
-        started: list = []
-
-        def start() -> None:  # the parent-death signal follows this thread: it never ends
-            try:
-                started.append(
-                    subprocess.Popen(
-                        command,
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=log,
-                        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
-                        start_new_session=True,
-                    )
-                )
-            except OSError as exc:
-                started.append(exc)
-            ready.set()
-            threading.Event().wait()
-
-        ready = threading.Event()
-        threading.Thread(target=start, name="dlgrade-grading-server", daemon=True).start()
-        ready.wait()
-        os.close(log)
-        if isinstance(started[0], OSError):
-            raise OSError(f"could not start the grading server: {started[0]}")
-        self.proc: subprocess.Popen = started[0]
+        try:  # lives as long as the Dask worker: so does the server (parent-death signal)
+            proc = jail.popen_from_lasting_thread(
+                command,
+                "dlgrade-grading-server",
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise OSError(f"could not start the grading server: {exc}") from None
+        finally:
+            os.close(log)
+        self.proc: subprocess.Popen = proc
         if self._read() != {"ready": True}:
             self.close()
             raise OSError(f"the grading server did not start: {self.log_tail()}")

@@ -34,6 +34,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,29 @@ def die_with_grader(command: list[str]) -> list[str]:
     the process ends, so start workers from a thread that lives as long as the grader.
     """
     return [*python_command(), "--die-with", str(os.getpid()), "--", *command]
+
+
+def popen_from_lasting_thread(command: list[str], name: str, **options) -> subprocess.Popen:
+    """``subprocess.Popen(command, **options)`` started from a thread of its own that never
+    ends: Linux sends a parent-death signal when the *thread* that started the process ends,
+    so a process that must live as long as this one (a zygote, a grading server) is started
+    there. Raises the ``OSError`` the start raised."""
+    started: list = []
+    ready = threading.Event()
+
+    def start() -> None:
+        try:
+            started.append(subprocess.Popen(command, **options))
+        except OSError as exc:
+            started.append(exc)
+        ready.set()
+        threading.Event().wait()
+
+    threading.Thread(target=start, name=name, daemon=True).start()
+    ready.wait()
+    if isinstance(started[0], OSError):
+        raise started[0]
+    return started[0]
 
 
 def _die_with(argv: list[str]) -> None:

@@ -97,38 +97,26 @@ class Zygote:
             ",".join(preload),
         ]
         log = os.open(home / "zygote.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        started: list = []
-
-        def start() -> None:
-            # The parent-death signal follows the *thread* that started the process: this
-            # one lives as long as the grading process (it never ends).
-            try:
-                started.append(
-                    subprocess.Popen(
-                        jail.die_with_grader(command),
-                        cwd=str(home),
-                        env=base,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=log,
-                        pass_fds=(theirs.fileno(),),
-                        start_new_session=True,
-                    )
-                )
-            except OSError as exc:
-                started.append(exc)
-            ready.set()
-            threading.Event().wait()
-
-        ready = threading.Event()
-        threading.Thread(target=start, name="dlgrade-zygote", daemon=True).start()
-        ready.wait()
-        os.close(log)
-        theirs.close()
-        if isinstance(started[0], OSError):
+        try:
+            # lives as long as the grading process: so does the zygote (parent-death signal)
+            proc = jail.popen_from_lasting_thread(
+                jail.die_with_grader(command),
+                "dlgrade-zygote",
+                cwd=str(home),
+                env=base,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        except OSError as exc:
             ours.close()
-            raise SandboxError(f"could not start the zygote: {started[0]}")
-        self.proc: subprocess.Popen = started[0]
+            raise SandboxError(f"could not start the zygote: {exc}") from None
+        finally:
+            os.close(log)
+            theirs.close()
+        self.proc: subprocess.Popen = proc
         ours.settimeout(600)
         try:  # it answers once its imports are done
             answer = ours.recv(256)
