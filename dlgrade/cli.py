@@ -596,7 +596,7 @@ def run_grade(args: argparse.Namespace) -> int:
             "decide how many students run at once"
         )
     if args.executor == "dask":
-        from dlgrade import cluster
+        from dlgrade.classrun import cluster
 
         # raises UsageError where the dask extra is not installed
         executor = cluster.DaskExecutor(args.scheduler, workers=jobs if args.jobs else None)
@@ -683,7 +683,8 @@ def similarity_report(students, activities, rubric_root: Path, out: Path, args) 
 
 
 def run_similarity(args: argparse.Namespace) -> int:
-    from dlgrade import classrun, roster
+    from dlgrade import classrun
+    from dlgrade.classrun import roster
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

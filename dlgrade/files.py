@@ -1,5 +1,5 @@
 """Which files make up a submission: one answer for the key it is graded under
-(:mod:`dlgrade.roster`) and the copy its worker runs in (:mod:`dlgrade.sandbox.folders`)."""
+(:mod:`dlgrade.classrun.roster`) and the copy its worker runs in (:mod:`dlgrade.sandbox.folders`)."""
 
 from __future__ import annotations
 

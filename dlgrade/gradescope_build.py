@@ -502,9 +502,9 @@ def write_results(path: Path, result: dict[str, Any]) -> Path:
 
 def collect_submission(submission: Path, dest: Path) -> Path | None:
     """The student's files from Gradescope's ``submission/`` — loose, in folders, or in a
-    zip they uploaded — unpacked safely (dlgrade.lms: caps, no links, no climbing out) into
+    zip they uploaded — unpacked safely (dlgrade.classrun.lms: caps, no links, no climbing out) into
     ``dest``; returns the folder holding their activity files, or None."""
-    from dlgrade import lms
+    from dlgrade.classrun import lms
 
     dest.mkdir(parents=True, exist_ok=True)
     wrapped = dest / "upload.zip"
@@ -593,7 +593,7 @@ def grade_submission(
     head = header(config, device="CPU", sandbox=sandbox)
     work = Path(tempfile.mkdtemp(prefix="dlgrade-gradescope-"))
     try:
-        from dlgrade.lms import LmsError
+        from dlgrade.classrun.lms import LmsError
 
         try:
             folder = collect_submission(root / "submission", work / "upload")

@@ -130,7 +130,7 @@ def test_a_worker_killed_mid_student_costs_a_regrade_elsewhere_not_a_grade(tmp_p
                 if found:
                     victim, logs, grading = address, found, below
         assert victim, "the slow student was never graded by a worker's grading server"
-        servers = [pid for pid in grading if _argv(pid)[1:4] == ["-m", "dlgrade.cluster", "serve"]]
+        servers = [pid for pid in grading if _argv(pid)[1:4] == ["-m", "dlgrade.classrun.cluster", "serve"]]
         assert len(servers) == 2, "not the server and its child (forked: the same argv)"
         grading = _descendants(pids[victim])  # its grading is under way: kill it now
         scratch = logs[0].parent
@@ -282,7 +282,7 @@ def test_a_worker_with_another_rubric_is_refused_naming_both_versions(klass, tmp
     with light_cluster(DLGRADE_CHECKS=str(other)) as cluster:
         run = grade(klass, out, "--executor", "dask", "--scheduler", cluster.scheduler_address)
     assert run.returncode == 2, run.stdout + run.stderr
-    from dlgrade import roster
+    from dlgrade.classrun import roster
     from dlgrade.selection import rubric_files
 
     ours = roster.rubric_version(rubric_files(LIGHT, ["1.01"]))
@@ -303,7 +303,7 @@ def _job(tmp_path: Path, folder: Path):
 
 
 def test_files_travel_with_their_sha256_and_arrive_as_the_client_keyed_them(tmp_path):
-    from dlgrade import cluster
+    from dlgrade.classrun import cluster
 
     folder = student(tmp_path / "class", "alice", good_code())
     (folder / "data").mkdir()
@@ -331,7 +331,7 @@ def test_files_travel_with_their_sha256_and_arrive_as_the_client_keyed_them(tmp_
 
 
 def test_a_task_for_another_version_is_refused_before_it_runs_anything(tmp_path, monkeypatch):
-    from dlgrade import cluster
+    from dlgrade.classrun import cluster
 
     folder = student(tmp_path / "class", "alice", good_code())
     job = _job(tmp_path, folder)
@@ -344,7 +344,8 @@ def test_a_task_for_another_version_is_refused_before_it_runs_anything(tmp_path,
 
 
 def test_tasks_of_checks_that_need_a_gpu_ask_for_one(tmp_path):
-    from dlgrade import classrun, cluster
+    from dlgrade import classrun
+    from dlgrade.classrun import cluster
 
     checks = tmp_path / "checks"
     shutil.copytree(LIGHT, checks)

@@ -216,7 +216,7 @@ def test_a_single_submission_folder_is_pointed_to_dlgrade_check(tmp_path):
 
 def test_the_progress_display_counts_students_and_estimates_the_time_left(capfd):
     from dlgrade.classrun import CheckGraded, GraderDied, StudentGraded, StudentStarted, student_of
-    from dlgrade.reports.console import ClassProgress
+    from dlgrade.classrun.progress import ClassProgress
     from dlgrade.rubric import CheckResult
 
     node = "checks/activity_1_01.py::test_solve[{}]"
@@ -258,7 +258,7 @@ def test_a_malformed_rubric_exits_3_and_still_lists_every_student(klass, tmp_pat
 
 
 def test_look_ahead_needs_a_free_core_and_can_be_turned_off(monkeypatch):
-    from dlgrade import plugin
+    from dlgrade.classrun import plugin
 
     monkeypatch.setattr(plugin.os, "cpu_count", lambda: 2)
     monkeypatch.delenv(plugin.LOOK_AHEAD_ENV, raising=False)

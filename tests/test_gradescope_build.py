@@ -239,7 +239,7 @@ def test_run_with_no_activity_file_says_what_to_upload(tmp_path, monkeypatch):
 
 
 def test_an_upload_that_cannot_be_unpacked_is_the_students_zero(tmp_path, monkeypatch):
-    from dlgrade.lms import LmsError
+    from dlgrade.classrun.lms import LmsError
 
     (tmp_path / "submission").mkdir()
     config = tmp_path / "source" / gb.CONFIG_NAME

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlgrade import gradebook, lms, roster
+from dlgrade import gradebook
+from dlgrade.classrun import lms, roster
 from dlgrade.gradebook import Gradebook, safe_id
 from dlgrade.reports.exports import write_exports
 from dlgrade.text import BIDI_CONTROLS

@@ -41,7 +41,9 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
                     parts = name.split(".")
                     parts = parts[: len(parts) - node.level + (1 if is_package else 0)]
                     base = ".".join([*parts, *([base] if base else [])])
-                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+                # `from pkg import sub` depends on pkg.sub, not on what pkg/__init__ holds
+                subs = [f"{base}.{alias.name}" for alias in node.names]
+                targets = [*([] if all(s in known for s in subs) else [base]), *subs]
             else:
                 continue
             for target in targets:
@@ -112,6 +114,42 @@ def test_dlgrade_has_no_import_circles():
         "modules that import each other (directly or around a circle): break the circle by "
         "moving what both need into a module of its own (see docs/architecture.md)"
     )
+
+
+def reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for child in graph.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def test_the_grading_plugin_never_reaches_the_class_run():
+    """The class run is a plugin of its own beside the grading plugin (issue 25): the grading
+    plugin, and whatever it imports, know nothing of it but the stash keys they share."""
+    graph = import_graph()
+    reached = reaches(graph, "dlgrade.plugin")
+    assert not {m for m in reached if m.startswith("dlgrade.classrun")}, sorted(reached)
+    assert "dlgrade.plugin" in reaches(graph, "dlgrade.classrun.plugin")  # the one way round
+
+
+def test_the_packages_hold_their_modules():
+    """The map of docs/architecture.md: the trust boundary, the class run and the data layer
+    each in a package of its own, and nothing of theirs left at the top."""
+    found = set(modules())
+    for package, members in {
+        "dlgrade.sandbox": ("worker", "protocol", "feeds", "notebook", "jail", "zygote",
+                            "session", "process", "inspector"),
+        "dlgrade.classrun": ("engine", "plugin", "events", "progress", "cluster", "roster",
+                             "lms"),
+        "dlgrade.data": ("registry", "store", "twins", "synth"),
+    }.items():
+        for member in members:
+            assert f"{package}.{member}" in found, f"{package}.{member}"
+            assert f"dlgrade.{member}" not in found, f"dlgrade.{member} is still at the top"
 
 
 # -- reasons and exit codes are types, not loose strings ----------------------------------

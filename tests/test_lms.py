@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlgrade.errors import DlgradeError
-from dlgrade.lms import (
+from dlgrade.classrun.lms import (
     MANIFEST,
     MARKER,
     LmsError,

@@ -301,7 +301,7 @@ def test_a_hidden_rubric_uses_its_public_siblings_fixture(pytester, rubric_dir, 
 
 def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, rubric_dir, broken):
     """As in a class run (`dlgrade grade --jobs 2`), where xdist workers import the rubrics."""
-    from dlgrade.roster import Roster, Student
+    from dlgrade.classrun.roster import Roster, Student
 
     write(rubric_dir, PUBLIC_WITH_FIXTURE)
     write(rubric_dir, HIDDEN_IMPORTING_THE_FIXTURE, "activity_1_01_hidden.py")
@@ -323,6 +323,8 @@ def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, 
         "2",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "dlgrade.classrun.plugin",
         "--class-roster",
         str(roster),
         *FAST,

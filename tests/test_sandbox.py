@@ -279,7 +279,7 @@ def test_the_key_and_the_worker_see_the_same_files(tmp_path):
     """One definition of a submission's files: what its key hashes is what its worker gets
     (caches, environments, editor and archiver litter and links are neither)."""
     from dlgrade.files import submission_files
-    from dlgrade.roster import files_digest
+    from dlgrade.classrun.roster import files_digest
     from dlgrade.sandbox import copy_submission
 
     folder = tmp_path / "student"

@@ -28,7 +28,7 @@ def header(submission: Path, tier: str, seed: int) -> str:
     return f"dlgrade · submission {shown_name(str(submission))} · tier {tier} · seed {seed}"
 
 
-def _points(value: float) -> str:
+def format_points(value: float) -> str:
     return f"{value:g}"
 
 
@@ -41,7 +41,7 @@ def check_lines(result: CheckResult) -> list[str]:
     mark = PASS_MARK if result.passed else FAIL_MARK
     status = "" if result.passed else f"  [{result.outcome.replace('_', ' ')}]"
     hidden = " (hidden)" if result.visibility == "hidden" else ""
-    points = f"{_points(result.points)}/{_points(result.max_points)}"
+    points = f"{format_points(result.points)}/{format_points(result.max_points)}"
     lines = [f"  {mark} {result.title}{hidden}  {points}{status}  ({result.duration_s:.1f} s)"]
     if result.measured is not None and result.visibility == "public":
         lines.append("      measured: " + printable(result.measured.text()))
@@ -60,7 +60,7 @@ def check_lines(result: CheckResult) -> list[str]:
 
 def import_failure_lines(failure: ImportFailure) -> list[str]:
     """One activity's import failure: its message and fix once, then what it cost."""
-    points = f"{_points(failure.points)}/{_points(failure.max_points)}"
+    points = f"{format_points(failure.points)}/{format_points(failure.max_points)}"
     lines = [f"  {FAIL_MARK} {failure.heading}  {points}  [{failure.label}]"]
     lines += ["      " + line for line in printable(failure.message).splitlines()]
     stdout = printable(failure.stdout).strip()
@@ -71,7 +71,8 @@ def import_failure_lines(failure: ImportFailure) -> list[str]:
     for check in failure.checks:
         hidden = " (hidden)" if check.visibility == "hidden" else ""
         lines.append(
-            f"        · {check.title}{hidden}  {_points(check.points)}/{_points(check.max_points)}"
+            f"        · {check.title}{hidden}  "
+            f"{format_points(check.points)}/{format_points(check.max_points)}"
         )
     return lines
 
@@ -100,9 +101,10 @@ def summary(terminalreporter, score: Score, *, live: bool) -> None:
             write(activity_title(activity))
             for line in arranged_lines(results):
                 write(line)
-        write(f"  {activity} total: {_points(got)}/{_points(possible)}")
+        write(f"  {activity} total: {format_points(got)}/{format_points(possible)}")
     write("")
-    write(f"Total: {_points(score.score)}/{_points(score.max_score)} ({score.percent:.1f}%)")
+    total = f"{format_points(score.score)}/{format_points(score.max_score)}"
+    write(f"Total: {total} ({score.percent:.1f}%)")
     for note in score.notes:
         write(f"note: {printable(note)}", yellow=True)
     busy = [r for r in score.checks if r.reason == "machine_busy"]
@@ -197,106 +199,3 @@ class Progress:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-class ClassProgress:
-    """`dlgrade grade`'s live display: students done, running and failed, and an ETA.
-
-    "Failed" counts the students whose run ended abnormally (a timeout or a crash in some
-    check, or a grading process that died), not the ones who merely lost points.
-
-    It receives the run's typed events (:mod:`dlgrade.classrun`) and writes to a duplicate
-    of stdout taken before pytest starts capturing: one line per finished student and, on a
-    terminal, a status line that ticks every second.
-    """
-
-    def __init__(self, total: int):
-        self.total = total
-        self.began = time.monotonic()
-        self.running: set[str] = set()
-        self.done: set[str] = set()
-        self.abnormal: set[str] = set()
-        self._fd = os.dup(1)
-        self._tty = os.isatty(self._fd)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if self._tty:
-            self._thread = threading.Thread(target=self._tick, daemon=True)
-            self._thread.start()
-
-    def event(self, event) -> None:
-        from dlgrade.classevents import CheckGraded, GraderDied, StudentGraded, StudentStarted
-
-        with self._lock:
-            if isinstance(event, StudentStarted):
-                if event.student not in self.done:
-                    self.running.add(event.student)
-            elif isinstance(event, GraderDied):
-                self.abnormal.add(event.student)
-            elif isinstance(event, CheckGraded):
-                if event.abnormal:
-                    self.abnormal.add(event.student)
-                if event.student not in self.done:
-                    self.running.add(event.student)
-            elif isinstance(event, StudentGraded):
-                self._finished(event.record)
-
-    def _finished(self, record) -> None:
-        student = record.student
-        if record.abnormal() or record.status != "graded":
-            self.abnormal.add(student)
-        self.running.discard(student)
-        if student in self.done:
-            return
-        self.done.add(student)
-        full = record.score >= record.max_score > 0
-        mark = FAIL_MARK if student in self.abnormal else PASS_MARK if full else "•"
-        line = (
-            f"[{len(self.done):>{len(str(self.total))}}/{self.total}] {mark} {student}  "
-            f"{_points(record.score)}/{_points(record.max_score)} "
-            f"({record.percent:.1f}%)  {record.wall_s:.0f} s"
-            + ("  — ended abnormally (timeout or crash)" if student in self.abnormal else "")
-        )
-        self._write(line + "\n")
-
-    def status(self) -> str:
-        elapsed = time.monotonic() - self.began
-        done = len(self.done)
-        eta = ""
-        if done and done < self.total:
-            eta = f" · ETA {_clock(elapsed / done * (self.total - done))}"
-        return (
-            f"graded {done}/{self.total} · running {len(self.running)} · "
-            f"failed {len(self.abnormal)} (timeout, crash) · {_clock(elapsed)}{eta}"
-        )
-
-    def _write(self, text: str) -> None:
-        if self._fd is None:
-            return
-        if self._tty:
-            text = "\r\x1b[K" + text + self.status()
-        os.write(self._fd, text.encode())
-
-    def _tick(self) -> None:
-        while not self._stop.wait(1.0):
-            with self._lock:
-                if self._fd is not None:
-                    os.write(self._fd, ("\r\x1b[K" + self.status()).encode())
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        with self._lock:
-            if self._fd is not None:
-                if self._tty:
-                    os.write(self._fd, b"\r\x1b[K")
-                os.close(self._fd)
-                self._fd = None
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

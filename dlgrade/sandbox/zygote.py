@@ -74,7 +74,7 @@ class Zygote:
     def __init__(self, env: Mapping[str, str], preload: tuple[str, ...]):
         self.key = zygote_key(env, preload)
         #: started by the process this one was forked from (a grading server's, for one
-        #: student: dlgrade/cluster.py): used here, stopped only by its owner
+        #: student: dlgrade/classrun/cluster.py): used here, stopped only by its owner
         self.borrowed = False
         #: a fork's answer was lost: never asked again (see :meth:`spawn`)
         self._broken = False
@@ -265,7 +265,7 @@ _failed: dict[tuple, str] = {}
 
 
 #: in a grading server's child (one student's grading): the channel on which it asks the
-#: server for a zygote, which the server keeps for its next students (dlgrade/cluster.py)
+#: server for a zygote, which the server keeps for its next students (dlgrade/classrun/cluster.py)
 _lender: socket.socket | None = None
 
 
@@ -294,7 +294,7 @@ def for_launch(env: Mapping[str, str], preload: tuple[str, ...]) -> Zygote | Non
 
 
 def borrow_all(lender: socket.socket) -> None:
-    """In a grading server's child (one student's grading, dlgrade/cluster.py): fork
+    """In a grading server's child (one student's grading, dlgrade/classrun/cluster.py): fork
     workers from the zygotes the server started, never stop them, and ask the server on
     ``lender`` for any other zygote, so that the server keeps it for its next students."""
     global _lender

@@ -34,12 +34,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dlgrade
-from dlgrade import gradebook, jail, roster
-from dlgrade.classrun import INTERRUPTED, Executor, Job, StudentLost
+from dlgrade import gradebook, jail
+from dlgrade.classrun import roster
+from dlgrade.classrun.engine import INTERRUPTED, Executor, Job, StudentLost
+from dlgrade.classrun.roster import Student
 from dlgrade.errors import DlgradeError, UsageError
 from dlgrade.files import submission_files
 from dlgrade.gradebook import StudentRecord
-from dlgrade.roster import Student
 
 #: the shape of a task's payload; a worker refuses another
 PAYLOAD_VERSION = 1
@@ -158,7 +159,7 @@ def refusal(mine: dict[str, str], client_dlgrade: str, client_rubric: str, where
 def guard(command: list[str], scratch: str) -> int:
     """Run ``command`` (one student's grading) so that it dies with the Dask worker.
 
-    The worker starts this guard (``python -m dlgrade.cluster guard SCRATCH -- COMMAND``),
+    The worker starts this guard (``python -m dlgrade.classrun.cluster guard SCRATCH -- COMMAND``),
     and the guard asks the kernel for SIGTERM when the worker dies (``PR_SET_PDEATHSIG``).
     The grading runs in a session of its own — its pytest-xdist process, and their jailed
     workers below them — so that the guard can kill all of it at once, then remove the
@@ -244,13 +245,21 @@ def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
 # -- the grading server: one long-lived grading process per task slot of a Dask worker ------
 
 #: what a grading process imports before its first student: the server imports it once
-SERVER_IMPORTS = ("pytest", "xdist", "dlgrade.cli", "dlgrade.classrun", "dlgrade.plugin", "keras")
+SERVER_IMPORTS = (
+    "pytest",
+    "xdist",
+    "dlgrade.cli",
+    "dlgrade.classrun",
+    "dlgrade.classrun.plugin",
+    "dlgrade.plugin",
+    "keras",
+)
 #: the last lines of a grading's output that an error quotes
 SAID_BYTES = 4000
 
 
 class GradingServer:
-    """A Dask worker's grading process (``python -m dlgrade.cluster serve``): it grades
+    """A Dask worker's grading process (``python -m dlgrade.classrun.cluster serve``): it grades
     student after student, one at a time, for the tasks of one thread of the worker.
 
     It imports once what every grading needs (pytest and its plugins, dlgrade, the
@@ -268,7 +277,7 @@ class GradingServer:
     def __init__(self) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="dlgrade-server-"))
         log = os.open(self.home / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        command = [sys.executable, "-m", "dlgrade.cluster", "serve"]
+        command = [sys.executable, "-m", "dlgrade.classrun.cluster", "serve"]
         try:  # lives as long as the Dask worker: so does the server (parent-death signal)
             proc = jail.popen_from_lasting_thread(
                 command,
@@ -378,7 +387,7 @@ def _graded_by_subprocess(grading: dict[str, Any], scratch: str) -> tuple[int, s
     argv += ["--tier", grading["tier"], "--seed", str(grading["seed"]), "--jobs", "1", "--force"]
     argv += [option for a in grading["activities"] for option in ("--activity", a)]
     command = [
-        sys.executable, "-m", "dlgrade.cluster", "guard", scratch, "--",
+        sys.executable, "-m", "dlgrade.classrun.cluster", "guard", scratch, "--",
         sys.executable, "-m", "dlgrade.cli", *argv, *grading["options"],
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
@@ -387,7 +396,7 @@ def _graded_by_subprocess(grading: dict[str, Any], scratch: str) -> tuple[int, s
 
 
 def serve() -> int:
-    """The grading server's loop (``python -m dlgrade.cluster serve``): import, say ready,
+    """The grading server's loop (``python -m dlgrade.classrun.cluster serve``): import, say ready,
     then for each request on stdin fork a child that grades it; answer on stdout."""
     import ctypes
 
@@ -729,10 +738,12 @@ class DaskExecutor(Executor):
                 pass
 
 
-if __name__ == "__main__":  # python -m dlgrade.cluster guard SCRATCH -- COMMAND... | serve
+if __name__ == "__main__":  # python -m dlgrade.classrun.cluster guard SCRATCH -- COMMAND... | serve
     if sys.argv[1:] == ["serve"]:
         sys.exit(serve())
     if sys.argv[1:2] != ["guard"] or "--" not in sys.argv:
-        sys.exit("usage: python -m dlgrade.cluster guard SCRATCH -- COMMAND... (run by tasks)")
+        sys.exit(
+            "usage: python -m dlgrade.classrun.cluster guard SCRATCH -- COMMAND... (run by tasks)"
+        )
     split = sys.argv.index("--")
     sys.exit(guard(sys.argv[split + 1 :], sys.argv[2]))

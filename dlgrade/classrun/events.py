@@ -1,9 +1,7 @@
-"""What a class run and the grading plugin tell each other: the progress events a class run
-reports (from an xdist worker to the controlling process, and on to the console), and how
-a check's node id names its student.
-
-Both :mod:`dlgrade.classrun` and :mod:`dlgrade.plugin` import this, and :mod:`dlgrade.
-reports.console` reads the events, so none of them imports another for these.
+"""What the class run's two halves tell each other: the progress events its pytest plugin
+(:mod:`dlgrade.classrun.plugin`, in an xdist worker) reports to the controlling process
+(:mod:`dlgrade.classrun.engine`) and on to the console (:mod:`dlgrade.classrun.progress`),
+how a check's node id names its student, and the note of a record still being written.
 """
 
 from __future__ import annotations
@@ -13,6 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlgrade.gradebook import StudentRecord
+
+#: a record's note while its student is being graded (a crash leaves it behind)
+IN_PROGRESS_NOTE = "grading was under way (run {run}) and stopped before every check finished"
+#: the key of the user property the class run's plugin attaches to each graded check's
+#: report: a :class:`CheckGraded`, as a dict
+REPORT_PROPERTY = "dlgrade"
 
 
 @dataclass(frozen=True)

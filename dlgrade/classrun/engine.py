@@ -8,7 +8,7 @@
 - **execute** (:func:`run`): the students to grade go to an :class:`Executor` — submit a
   student, get a future of their :class:`~dlgrade.gradebook.StudentRecord`. The ``local``
   executor grades on this machine through pytest-xdist (:class:`LocalExecutor`); the
-  ``dask`` executor ships each student to a Dask cluster (:mod:`dlgrade.cluster`);
+  ``dask`` executor ships each student to a Dask cluster (:mod:`dlgrade.classrun.cluster`);
 - **settle**: every student of the run ends with a record, and a record that is not
   ``graded`` says why (a grading process died, the run was interrupted, the cluster was
   lost, a worker was refused);
@@ -16,7 +16,7 @@
   graded them.
 
 Progress travels as typed events (:class:`StudentStarted`, :class:`CheckGraded`,
-:class:`StudentGraded`, :class:`GraderDied`) to :class:`~dlgrade.reports.console.ClassProgress`.
+:class:`StudentGraded`, :class:`GraderDied`) to :class:`~dlgrade.reports.ClassProgress`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlgrade import gradebook, roster
-from dlgrade.classevents import (  # noqa: F401 - the class run's events, re-exported
+from dlgrade import gradebook
+from dlgrade.classrun import roster
+from dlgrade.classrun.events import (  # noqa: F401 - the class run's events, re-exported
+    IN_PROGRESS_NOTE,
+    REPORT_PROPERTY,
     CheckGraded,
     Event,
     GraderDied,
@@ -39,10 +42,10 @@ from dlgrade.classevents import (  # noqa: F401 - the class run's events, re-exp
     StudentStarted,
     student_of,
 )
+from dlgrade.classrun.roster import Roster, Student
 from dlgrade.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, DlgradeError, UsageError
 from dlgrade.gradebook import StudentRecord
 from dlgrade.reasons import ExitCode
-from dlgrade.roster import Roster, Student
 from dlgrade.rubric import DEFAULT_SEED, REGRADE_REASONS
 from dlgrade.selection import checks_dir, quiet_pytest, rubric_files, select_activities
 from dlgrade.text import printable, shown_name
@@ -53,6 +56,8 @@ EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 #: why a run stopped early (``Executor.run``'s answer); "" when it ran to its end
 INTERRUPTED = "interrupted before this student's grading finished"
 BROKEN = "the rubric could not be run (a grader bug, reported above)"
+#: the class run's pytest plugin, loaded by name into each of its sessions
+CLASS_PLUGIN = "dlgrade.classrun.plugin"
 
 # -- plan -----------------------------------------------------------------------------------
 
@@ -90,9 +95,12 @@ class Job:
         )
 
     def pytest_args(self, roster_path: Path) -> list[str]:
-        """A pytest session grading the roster's students (one test per check and student)."""
+        """A pytest session grading the roster's students (one test per check and student):
+        the grading plugin, and the class run's beside it."""
         return [
             *(str(f) for f in self.rubric_files),
+            "-p",
+            CLASS_PLUGIN,
             "--class-roster",
             str(roster_path),
             "--tier",
@@ -158,8 +166,8 @@ def plan(
 
 def class_students(source: Path, out: Path) -> list[Student]:
     """The roster's students, from a folder of folders or an LMS export zip."""
-    from dlgrade import lms
-    from dlgrade.roster import RosterError, find_students
+    from dlgrade.classrun import lms
+    from dlgrade.classrun.roster import RosterError, find_students
 
     if source.is_file() and lms.is_archive(source):
         try:
@@ -277,7 +285,7 @@ class LocalExecutor(Executor):
         self.jobs = jobs
         #: grade in this very process, without pytest-xdist (one student at a time): a Dask
         #: worker's grading server, whose process already holds pytest, the rubric's imports
-        #: and a zygote (dlgrade/cluster.py). A crash of this process ends the run.
+        #: and a zygote (dlgrade/classrun/cluster.py). A crash of this process ends the run.
         self.in_process = in_process
 
     def describe(self) -> str:
@@ -324,8 +332,6 @@ class _XdistListener:
             self.executor.emit(StudentStarted(student))
 
     def pytest_runtest_logreport(self, report) -> None:
-        from dlgrade.plugin import REPORT_PROPERTY
-
         if report.when == "???":  # pytest-xdist: the worker process died during this test
             student = student_of(report.nodeid)
             if student is not None:
@@ -376,7 +382,7 @@ def collect(job: Job, run: str) -> tuple[int, bool]:
 
 def run(job: Job, executor: Executor) -> int:
     """Grade the job's students with the executor, settle, write every export; the exit code."""
-    from dlgrade.reports import console
+    from dlgrade.classrun.progress import ClassProgress
     from dlgrade.reports.exports import write_exports
 
     print(
@@ -393,7 +399,7 @@ def run(job: Job, executor: Executor) -> int:
     if job.todo:
         run_id = uuid.uuid4().hex[:12]
         collected, gpu = collect(job, run_id)
-        progress = console.ClassProgress(len(job.todo))
+        progress = ClassProgress(len(job.todo))
         crashed: dict[str, str] = {}
 
         def emit(event: Event) -> None:
@@ -465,8 +471,6 @@ def settle(job: Job, run: str, crashed: dict[str, str], lost: dict[str, str], *,
     their checks. Otherwise their record says ``incomplete`` and why: ``stop`` (what ended
     the run early), else what lost them (``lost``: their future's :class:`StudentLost`),
     else a grading process that died (``crashed``: during which check)."""
-    from dlgrade.plugin import IN_PROGRESS_NOTE
-
     in_progress = IN_PROGRESS_NOTE.format(run=run)
     for student in job.todo:
         path = gradebook.record_path(job.out, student.student)
