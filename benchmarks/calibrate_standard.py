@@ -1,7 +1,7 @@
 """Calibrate the standard-tier checks as they now run: the grader's inputs, the reference's train.
 
 Each standard check feeds the student's function under test the grader's own model and data
-(``dlgrade.feeds``); this script builds exactly those inputs in one process, runs the
+(``dlgrade.sandbox.feeds``); this script builds exactly those inputs in one process, runs the
 reference's function on them over several seeds, and prints what each check measures, so
 its threshold can be set below the worst seed:
 
@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from dlgrade import feeds, models, synth, twins  # noqa: E402
+from dlgrade import models, synth, twins  # noqa: E402
+from dlgrade.sandbox import feeds  # noqa: E402
 
 
 def reference(activity: str):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlgrade import protocol
-from dlgrade.protocol import Codec, ProtocolError, recv_message
+from dlgrade.sandbox import protocol
+from dlgrade.sandbox.protocol import Codec, ProtocolError, recv_message
 
 GIB = 2**30
 

@@ -3,7 +3,7 @@
 For each reference solution: the module imported with importlib (its bytecode cached, as a
 worker's second student would find it) and the same code as a student's notebook (magics,
 one cell per function, a guarded try-it cell; tests/notebooks.py) loaded by
-dlgrade.notebook — median of five, TensorFlow and Keras already imported (as in a worker
+dlgrade.sandbox.notebook — median of five, TensorFlow and Keras already imported (as in a worker
 after its preload). nbformat's own import is timed once.
 
     python benchmarks/notebook_import.py
@@ -30,8 +30,8 @@ def main() -> None:
     import keras  # noqa: F401 - as in a worker after its preload
     import tensorflow  # noqa: F401
 
-    from dlgrade import notebook
     from dlgrade.rubric import ACTIVITIES
+    from dlgrade.sandbox import notebook
     from tests.notebooks import as_student_notebook
 
     work = Path(tempfile.mkdtemp(prefix="dlgrade-nb-"))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from engine import timed  # benchmarks/ is on sys.path when this script runs
 
-from dlgrade import gpu, jail
-from dlgrade.sandbox import Limits, WorkerSession, isolation_mode
+from dlgrade import gpu
+from dlgrade.sandbox import Limits, WorkerSession, isolation_mode, jail
 
 REPEAT = 10
 PEAK = """

@@ -10,7 +10,7 @@ with measurements, on this machine, as root (the jail's own mode):
   IPC, UTS, mount and PID namespaces (``unshare(2)``), forks again to be the namespace's PID
   1, mounts its own ``/proc``, caps IPC, joins a new session keyring, drops to an
   unprivileged uid, clears its keyrings and loads the syscall filter — the steps of
-  :func:`dlgrade.jail.run` — and then does the same fit.
+  :func:`dlgrade.sandbox.jail.run` — and then does the same fit.
 
 It reports the threads the zygote holds when it forks (a fork copies only the calling thread:
 any lock another thread holds stays locked in the child), the time per student of each way,
@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dlgrade import jail  # noqa: E402  (stdlib only: cheap)
+from dlgrade.sandbox import jail  # noqa: E402  (stdlib only: cheap)
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -171,10 +171,9 @@ def main() -> int:
 
         os.environ.update(env, KERAS_HOME=str(zygote_home))
         started = time.perf_counter()
+        import keras  # noqa: F401
         import numpy  # noqa: F401
         import tensorflow  # noqa: F401
-
-        import keras  # noqa: F401
 
         zygote_import = time.perf_counter() - started
         threads = thread_names()

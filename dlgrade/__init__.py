@@ -12,8 +12,8 @@ from dlgrade.errors import (
     SandboxError,
     SubmissionError,
 )
-from dlgrade.protocol import Handle
 from dlgrade.rubric import CheckFailed, CheckResult, Score, check, fail, measured
+from dlgrade.sandbox.protocol import Handle
 from dlgrade.submission import Submission
 
 __all__ = [

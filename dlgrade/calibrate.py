@@ -46,9 +46,9 @@ from dlgrade.atomic import write_atomic
 from dlgrade.errors import UsageError
 from dlgrade.gradebook import GRADED, GradebookError, read_record, record_path, safe_id
 from dlgrade.mutants import Mutant, MutantError, mutant_files
-from dlgrade.notebook import SUFFIXES
 from dlgrade.reasons import GRADER_FAULTS, ExitCode
 from dlgrade.rubric import TIERS, hidden_name
+from dlgrade.sandbox.notebook import SUFFIXES
 from dlgrade.text import dumps
 
 SCHEMA_VERSION = 1

@@ -266,7 +266,7 @@ def run_new(args: argparse.Namespace) -> int:
             continue
         source = (own if own.is_file() else packaged).read_text()
         if args.notebook:
-            from dlgrade import notebook
+            from dlgrade.sandbox import notebook
 
             destination.write_text(notebook.skeleton(source))
         else:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from dlgrade.errors import RubricError
-from dlgrade.protocol import Handle
 from dlgrade.rubric import fail
+from dlgrade.sandbox.protocol import Handle
 
 #: elements compared at a time by :func:`allclose` (bounds its temporary arrays)
 CHUNK = 1 << 20

@@ -642,7 +642,7 @@ class Layer:
 
     ``Layer("Dense", units=300, activation="relu")``. Settings not given are not compared;
     the same spec builds the grader's own copy of the model in the worker
-    (``Submission.grader_model``, :func:`dlgrade.feeds.sequential`).
+    (``Submission.grader_model``, :func:`dlgrade.sandbox.feeds.sequential`).
     """
 
     kind: str
@@ -673,7 +673,8 @@ class Compiled:
     optimizer_config: tuple[tuple[str, float], ...] = ()
 
     def as_feed(self) -> dict:
-        """These settings as data for :func:`dlgrade.feeds.sequential` (the grader's model)."""
+        """These settings as data for :func:`dlgrade.sandbox.feeds.sequential` (the grader's
+        model)."""
         config = dict(self.optimizer_config)
         if self.learning_rate is not None:
             config["learning_rate"] = self.learning_rate

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dlgrade import activities as registry
 from dlgrade.errors import RubricError, UsageError
-from dlgrade.notebook import ambiguity, module_path
+from dlgrade.sandbox.notebook import ambiguity, module_path
 
 
 def checks_dir(explicit: Path | None) -> Path:

@@ -221,8 +221,8 @@ def _in_text(code: Code, slices) -> tuple[tuple[int, int], ...]:
 def source_of(folder: Path, module: str) -> tuple[str | None, str]:
     """(the code of ``module`` in a submission folder, why it was skipped); a notebook's code
     cells count, joined."""
-    from dlgrade import notebook
     from dlgrade.safeio import UnsafeEntry, read_file
+    from dlgrade.sandbox import notebook
 
     if notebook.ambiguity(folder, module):
         return None, f"both {module}.py and {module}.ipynb: neither compared"

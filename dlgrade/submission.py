@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 from dlgrade.activities import module_name
 from dlgrade.errors import CallTimeout
-from dlgrade.notebook import module_path
-from dlgrade.protocol import Handle
 from dlgrade.sandbox import WorkerSession
+from dlgrade.sandbox.notebook import module_path
+from dlgrade.sandbox.protocol import Handle
 
 
 class BuiltModel(NamedTuple):
@@ -289,7 +289,7 @@ class Submission:
         return inspector
 
     def feed(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """One of the grader's own inputs, built in the worker (see :mod:`dlgrade.feeds`):
+        """One of the grader's own inputs, built in the worker (see :mod:`dlgrade.sandbox.feeds`):
         ``submission.feed("image_batches", x, y, batch_size=32)`` returns a handle to pass
         to the student's function under test."""
         __tracebackhide__ = True
@@ -344,7 +344,7 @@ class Submission:
         """
         __tracebackhide__ = True
         from dlgrade.errors import SubmissionError
-        from dlgrade.protocol import ProtocolError, read_word2vec_text
+        from dlgrade.sandbox.protocol import ProtocolError, read_word2vec_text
 
         path = self.export_vectors(handle)
         try:

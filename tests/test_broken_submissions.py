@@ -32,7 +32,7 @@ def test_broken_submission_fails_cleanly_and_the_session_completes(
     assert (loss["outcome"], loss["reason"]) == (outcome, reason), loss["feedback"]
     for word in words:
         assert word in loss["feedback"]
-    assert "dlgrade/worker.py" not in loss["feedback"], "harness frames leaked to the student"
+    assert "dlgrade/sandbox/worker.py" not in loss["feedback"], "harness frames leaked"
     assert loss["points"] == 0
     start = graded.check("start_is_honoured")
     if name in MODULE_LEVEL:

@@ -16,8 +16,8 @@ from hypothesis.extra import numpy as hnp
 
 from dlgrade import expect
 from dlgrade.errors import RubricError
-from dlgrade.protocol import Handle
 from dlgrade.rubric import CheckFailed
+from dlgrade.sandbox.protocol import Handle
 
 #: examples per property test: small for CI, DLGRADE_FUZZ_EXAMPLES for a long run
 FUZZ_EXAMPLES = int(os.environ.get("DLGRADE_FUZZ_EXAMPLES", "0")) or 150

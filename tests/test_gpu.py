@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dlgrade import gpu, jail, models
+from dlgrade import gpu, models
 from dlgrade.errors import RunnerError, WorkerCrashed
 from dlgrade.gpu import Device, Gpu
-from dlgrade.sandbox import Limits, WorkerSession, isolation_mode
+from dlgrade.sandbox import Limits, WorkerSession, isolation_mode, jail
 from tests.helpers import SUBMISSIONS
 
 SMI = """\

@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlgrade import gradebook, notebook, similarity
+from dlgrade import gradebook, similarity
 from dlgrade.gradebook import Gradebook
 from dlgrade.reports import json_report
 from dlgrade.reports.exports import render_all, write_exports
 from dlgrade.rubric import CheckResult, Score
+from dlgrade.sandbox import notebook
 from dlgrade.text import BIDI_CONTROLS, dumps, printable, shown_name
 from tests.helpers import LIGHT, SUBMISSIONS, check, record
 
@@ -199,7 +200,7 @@ def test_no_json_writer_in_dlgrade_allows_nan():
         if re.search(r"\bjson\.dumps?\(", line) and "allow_nan=False" not in line
     ]
     # the worker's own progress file holds the worker's timings, read back with a bound
-    assert loose == ["notebook.py:" + str(_progress_line())], loose
+    assert loose == ["sandbox/notebook.py:" + str(_progress_line())], loose
 
 
 def _progress_line() -> int:

@@ -25,10 +25,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dlgrade.protocol
-from dlgrade import notebook, safeio
+import dlgrade.sandbox.protocol
+from dlgrade import safeio
 from dlgrade.errors import CallTimeout, MachineBusy, RubricError, SandboxError, SubmissionError
-from dlgrade.protocol import (
+from dlgrade.rubric import GRADER_FAULTS, REGRADE_REASONS, TAMPERING
+from dlgrade.sandbox import Limits, WorkerSession, notebook
+from dlgrade.sandbox import session as session_module
+from dlgrade.sandbox.protocol import (
     MAX_CONTAINERS,
     ChannelClosed,
     ChannelTimeout,
@@ -38,9 +41,6 @@ from dlgrade.protocol import (
     read_word2vec_text,
     recv_message,
 )
-from dlgrade.rubric import GRADER_FAULTS, REGRADE_REASONS, TAMPERING
-from dlgrade.sandbox import Limits, WorkerSession
-from dlgrade.sandbox import session as session_module
 from dlgrade.sandbox.session import TAMPERING_MESSAGE, WORKER_KINDS
 from tests.notebooks import notebook_text
 
@@ -164,8 +164,8 @@ def test_folders_planted_under_the_graders_argument_names_do_not_stop_it(forger)
 
 def test_three_sparse_arrays_at_the_per_array_cap_pass_the_reply_budget(forger, monkeypatch):
     """Scaled down 1,024 times: each file declares exactly the per-array cap."""
-    monkeypatch.setattr(dlgrade.protocol, "MAX_ARRAY_BYTES", 2**20)
-    monkeypatch.setattr(dlgrade.protocol, "MAX_REPLY_ARRAY_BYTES", 3 * 2**19)
+    monkeypatch.setattr(dlgrade.sandbox.protocol, "MAX_ARRAY_BYTES", 2**20)
+    monkeypatch.setattr(dlgrade.sandbox.protocol, "MAX_REPLY_ARRAY_BYTES", 3 * 2**19)
     names = [f"w-9-{i}.npy" for i in range(3)]
     for name in names:
         _sparse_npy(forger.exchange_dir / name, 2**20 // 8)
@@ -178,7 +178,7 @@ def test_three_sparse_arrays_at_the_per_array_cap_pass_the_reply_budget(forger, 
 
 
 def test_more_arrays_in_one_reply_than_the_budget_allows_is_a_bad_value(forger, monkeypatch):
-    monkeypatch.setattr(dlgrade.protocol, "MAX_REPLY_ARRAYS", 4)
+    monkeypatch.setattr(dlgrade.sandbox.protocol, "MAX_REPLY_ARRAYS", 4)
     value = [{"__ndarray__": f"w-8-{i}.npy"} for i in range(5)]
     for i in range(5):
         np.save(forger.exchange_dir / f"w-8-{i}.npy", np.zeros(2))
@@ -188,7 +188,7 @@ def test_more_arrays_in_one_reply_than_the_budget_allows_is_a_bad_value(forger, 
 
 def test_the_session_budget_of_array_bytes_holds_across_replies(forger, monkeypatch):
     budget = forger._codec.session_bytes + 100
-    monkeypatch.setattr(dlgrade.protocol, "MAX_SESSION_ARRAY_BYTES", budget)
+    monkeypatch.setattr(dlgrade.sandbox.protocol, "MAX_SESSION_ARRAY_BYTES", budget)
     np.save(forger.exchange_dir / "w-7-1.npy", np.zeros(10))  # 80 bytes: within
     forge(forger, {"ok": True, "value": {"__ndarray__": "w-7-1.npy"}})
     np.save(forger.exchange_dir / "w-7-2.npy", np.zeros(10))  # 160 in all: past it
@@ -382,7 +382,7 @@ def test_any_answer_to_saving_a_model_is_a_trusted_copy_or_the_students_outcome(
     """The worker names the saved file and, for a traced subclassed model, the student's
     class (dlgrade/tracing.py): any answer is a file taken under the grader's own name and
     a class name of bounded text, or the student's tampering — never a grader fault."""
-    from dlgrade.protocol import Handle
+    from dlgrade.sandbox.protocol import Handle
 
     session = bare_session
     session._request = lambda request, timeout, label: answer
@@ -566,12 +566,12 @@ def test_a_header_changed_after_its_check_cannot_change_what_is_allocated(tmp_pa
     path = tmp_path / "w-1-1.npy"
     np.save(path, np.zeros(4))
     with open(path, "rb") as fh:
-        header = dlgrade.protocol._npy_header(fh, "w-1-1.npy")
+        header = dlgrade.sandbox.protocol._npy_header(fh, "w-1-1.npy")
         with open(path, "r+b") as other:  # the worker rewrites the header to 8 TB
             np.lib.format.write_array_header_1_0(
                 other, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
             )
-        array = dlgrade.protocol._npy_data(fh, header, "w-1-1.npy", None)
+        array = dlgrade.sandbox.protocol._npy_data(fh, header, "w-1-1.npy", None)
     assert array.shape == (4,)
 
 
@@ -645,7 +645,7 @@ def test_a_symlinked_exchange_folder_is_not_followed_when_the_grader_writes(tmp_
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "exchange").symlink_to(elsewhere)
-    with pytest.raises(dlgrade.protocol.ExchangeError):
+    with pytest.raises(dlgrade.sandbox.protocol.ExchangeError):
         Codec(tmp_path / "exchange", side="r").encode(np.arange(3))
     assert list(elsewhere.iterdir()) == []
 

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlgrade import feeds, models
+from dlgrade import models
 from dlgrade.errors import SubmissionError
 from dlgrade.rubric import CheckFailed
-from dlgrade.sandbox import WorkerSession, inspector
+from dlgrade.sandbox import WorkerSession, feeds, inspector
 from dlgrade.sandbox.inspector import ARCHIVE_MESSAGE, ModelInspector, check_archive
 from dlgrade.submission import Submission
 

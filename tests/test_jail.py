@@ -23,11 +23,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlgrade import jail, models
+from dlgrade import models
 from dlgrade.errors import SubmissionError
-from dlgrade.sandbox import Limits, WorkerSession
+from dlgrade.sandbox import Limits, WorkerSession, jail
 from dlgrade.sandbox.limits import RESIDENT_LIMIT_MESSAGE, describe
-from dlgrade.worker import SYSCALL_DENIED_MESSAGE
+from dlgrade.sandbox.worker import SYSCALL_DENIED_MESSAGE
 from tests.helpers import (
     ATTACKS,
     FAST,

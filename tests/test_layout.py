@@ -149,7 +149,8 @@ def test_the_packages_hold_their_modules():
     }.items():
         for member in members:
             assert f"{package}.{member}" in found, f"{package}.{member}"
-            assert f"dlgrade.{member}" not in found, f"dlgrade.{member} is still at the top"
+            if member != "plugin":  # dlgrade.plugin is the grading plugin
+                assert f"dlgrade.{member}" not in found, f"dlgrade.{member} is still at the top"
 
 
 # -- reasons and exit codes are types, not loose strings ----------------------------------

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlgrade.errors import DlgradeError
 from dlgrade.classrun.lms import (
     MANIFEST,
     MARKER,
@@ -23,6 +22,7 @@ from dlgrade.classrun.lms import (
     is_archive,
     unpack,
 )
+from dlgrade.errors import DlgradeError
 
 Entries = list[tuple[str, bytes | str]]
 

@@ -1,15 +1,15 @@
 """The model side of the engine: one layer spec for the architecture and compile checks (read
-from the model inspector's description), the grader's own models (dlgrade.feeds), unbuilt
+from the model inspector's description), the grader's own models (dlgrade.sandbox.feeds), unbuilt
 models, and errors a student's model causes on the grader's data."""
 
 from __future__ import annotations
 
 import pytest
 
-from dlgrade import feeds, models
+from dlgrade import models
 from dlgrade.errors import SubmissionError
 from dlgrade.rubric import CheckFailed
-from dlgrade.sandbox import WorkerSession
+from dlgrade.sandbox import WorkerSession, feeds
 from dlgrade.submission import Submission
 
 SPEC = [

@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dlgrade import notebook
 from dlgrade.rubric import ACTIVITIES
+from dlgrade.sandbox import notebook
 from tests.helpers import LIGHT, SUBMISSIONS, dlgrade
 from tests.notebooks import TRY_IT, as_student_notebook, cells_of, notebook_text
 

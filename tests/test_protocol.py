@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dlgrade.protocol
-from dlgrade.protocol import (
+import dlgrade.sandbox.protocol
+from dlgrade.sandbox.protocol import (
     MAX_MESSAGE_BYTES,
     ChannelClosed,
     ChannelTimeout,
@@ -503,7 +503,7 @@ def test_a_message_that_arrives_in_pieces_is_reassembled(pipe):
 def test_send_refuses_a_message_over_the_limit_and_writes_nothing(pipe, monkeypatch):
     message = {"a": "x" * 100}
     size = len(json.dumps(message).encode())
-    monkeypatch.setattr(dlgrade.protocol, "MAX_MESSAGE_BYTES", size - 1)
+    monkeypatch.setattr(dlgrade.sandbox.protocol, "MAX_MESSAGE_BYTES", size - 1)
     with pytest.raises(ProtocolError, match="exceeds"):
         send_message(pipe.w, message)
     assert not pipe.readable()
@@ -511,7 +511,8 @@ def test_send_refuses_a_message_over_the_limit_and_writes_nothing(pipe, monkeypa
 
 def test_a_message_exactly_at_the_limit_is_accepted(pipe, monkeypatch):
     message = {"a": "x" * 100}
-    monkeypatch.setattr(dlgrade.protocol, "MAX_MESSAGE_BYTES", len(json.dumps(message).encode()))
+    size = len(json.dumps(message).encode())
+    monkeypatch.setattr(dlgrade.sandbox.protocol, "MAX_MESSAGE_BYTES", size)
     send_message(pipe.w, message)
     assert recv_message(pipe.r, deadline=soon()) == message
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from dlgrade.errors import CallTimeout, SubmissionError, WorkerCrashed
-from dlgrade.protocol import Handle
 from dlgrade.sandbox import Limits, WorkerSession, isolation_mode
+from dlgrade.sandbox.protocol import Handle
 from tests.helpers import running
 
 MODULE = """
@@ -278,8 +278,8 @@ def test_a_dead_workers_number_reused_by_another_process_is_never_signalled(tmp_
 def test_the_key_and_the_worker_see_the_same_files(tmp_path):
     """One definition of a submission's files: what its key hashes is what its worker gets
     (caches, environments, editor and archiver litter and links are neither)."""
-    from dlgrade.files import submission_files
     from dlgrade.classrun.roster import files_digest
+    from dlgrade.files import submission_files
     from dlgrade.sandbox import copy_submission
 
     folder = tmp_path / "student"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlgrade import feeds, models, tracing
+from dlgrade import models, tracing
 from dlgrade.errors import SubmissionError
-from dlgrade.sandbox import WorkerSession
+from dlgrade.sandbox import WorkerSession, feeds
 from dlgrade.submission import Submission
 
 SPEC = [

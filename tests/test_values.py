@@ -9,9 +9,9 @@ import pytest
 
 from dlgrade import expect, models
 from dlgrade.errors import SubmissionError
-from dlgrade.protocol import ProtocolError, read_word2vec_text
 from dlgrade.rubric import CheckFailed
 from dlgrade.sandbox import WorkerSession
+from dlgrade.sandbox.protocol import ProtocolError, read_word2vec_text
 from dlgrade.submission import Submission
 
 STUDENT = '''
@@ -63,7 +63,7 @@ def test_a_dataframe_crosses_as_an_array(submission):
 
 @pytest.mark.slow
 def test_a_dataframe_of_strings_stays_in_the_worker(submission):
-    from dlgrade.protocol import Handle
+    from dlgrade.sandbox.protocol import Handle
 
     assert isinstance(submission.module("student").words(), Handle)
 

@@ -34,13 +34,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dlgrade
-from dlgrade import gradebook, jail
+from dlgrade import gradebook
 from dlgrade.classrun import roster
 from dlgrade.classrun.engine import INTERRUPTED, Executor, Job, StudentLost
 from dlgrade.classrun.roster import Student
 from dlgrade.errors import DlgradeError, UsageError
 from dlgrade.files import submission_files
 from dlgrade.gradebook import StudentRecord
+from dlgrade.sandbox import jail
 
 #: the shape of a task's payload; a worker refuses another
 PAYLOAD_VERSION = 1

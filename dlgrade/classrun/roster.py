@@ -20,7 +20,7 @@ from dlgrade.atomic import write_atomic
 from dlgrade.errors import DlgradeError
 from dlgrade.files import submission_files
 from dlgrade.gradebook import INCOMPLETE, StudentRecord, unique_ids
-from dlgrade.notebook import SUFFIXES, module_path
+from dlgrade.sandbox.notebook import SUFFIXES, module_path
 from dlgrade.text import shown_name
 
 

@@ -11,6 +11,7 @@
 """
 
 from dlgrade.sandbox.folders import copy_submission
+from dlgrade.sandbox.inspector import ModelInspector, ModelRunError, check_archive  # noqa: I001
 from dlgrade.sandbox.limits import (
     CPU_LIMIT_MESSAGE,
     DISK_LIMIT_MESSAGE,
@@ -26,7 +27,6 @@ from dlgrade.sandbox.limits import (
 )
 from dlgrade.sandbox.process import NATIVE_LOG_LINE, OutputCapture
 from dlgrade.sandbox.session import LIMIT_REASONS, WorkerSession
-from dlgrade.sandbox.inspector import ModelInspector, ModelRunError, check_archive  # noqa: I001
 
 __all__ = [
     "CPU_LIMIT_MESSAGE",

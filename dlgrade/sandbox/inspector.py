@@ -6,7 +6,7 @@ CVE-2025-8747/9906, CVE-2025-9905). So the trusted process never loads one: it r
 the archive's zip central directory, with bounds (:func:`check_archive`), and hands the file
 to the student's **model inspector** — a worker of that student's session, started through
 the same jail, over an empty folder (no student code is ever imported there), whose only
-requests are the ``inspect`` ones of :data:`dlgrade.feeds.INSPECTIONS`. It loads the file
+requests are the ``inspect`` ones of :data:`dlgrade.sandbox.feeds.INSPECTIONS`. It loads the file
 with ``safe_mode=True`` and answers with data: a description of the model
 (:class:`dlgrade.models.InspectedModel`), and, for checks that run a model on the grader's
 data, predictions, losses and weights as arrays and floats.
@@ -33,9 +33,9 @@ from typing import Any
 
 from dlgrade import profile
 from dlgrade.errors import MachineBusy, SandboxError, SubmissionError
-from dlgrade.protocol import Handle
 from dlgrade.sandbox.folders import MAX_MODEL_BYTES
 from dlgrade.sandbox.limits import Limits
+from dlgrade.sandbox.protocol import Handle
 from dlgrade.sandbox.session import WorkerSession
 
 #: members a saved model may hold (Keras writes three: metadata, config, weights)

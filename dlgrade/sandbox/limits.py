@@ -8,8 +8,8 @@ import os
 import warnings
 from dataclasses import dataclass
 
-from dlgrade import jail
 from dlgrade.errors import SandboxError
+from dlgrade.sandbox import jail
 
 GiB = 2**30
 
@@ -144,7 +144,7 @@ def memory_guard(gpu: bool) -> str:
     process, by the kernel) or, for a GPU worker, ``"resident"`` only.
 
     Behind either, the trusted side adds up what all the worker's processes hold
-    (:func:`dlgrade.jail.memory_held`: anonymous memory, shared memory and memfds mapped or
+    (:func:`dlgrade.sandbox.jail.memory_held`: anonymous memory, shared memory and memfds mapped or
     only held open, the private /dev/shm) every ``RESIDENT_SAMPLE_SECONDS`` while a call
     runs, and stops the worker past the limit; a fast allocation may overshoot by what it
     touches in that time."""

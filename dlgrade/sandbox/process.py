@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import dlgrade
-from dlgrade import jail
 from dlgrade.errors import SandboxError
-from dlgrade.protocol import split_output_marks
+from dlgrade.sandbox import jail
 from dlgrade.sandbox.limits import TASKS_SAMPLE_SECONDS, Limits
+from dlgrade.sandbox.protocol import split_output_marks
 
 #: How the worker starts: it runs this very ``dlgrade`` package, by path — not whichever one
 #: the interpreter's site-packages would find (an editable install may point at a checkout
@@ -38,7 +38,8 @@ sys.modules["dlgrade"] = module
 spec.loader.exec_module(module)
 """
 WORKER_BOOTSTRAP = (
-    PACKAGE_BY_PATH + 'runpy.run_module("dlgrade.worker", run_name="__main__", alter_sys=True)\n'
+    PACKAGE_BY_PATH
+    + 'runpy.run_module("dlgrade.sandbox.worker", run_name="__main__", alter_sys=True)\n'
 )
 
 

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import dlgrade
-from dlgrade import data, gpu, jail, notebook, profile, safeio
+from dlgrade import data, gpu, profile, safeio
 from dlgrade.errors import (
     CallTimeout,
     MachineBusy,
@@ -29,18 +29,9 @@ from dlgrade.errors import (
     SubmissionError,
     WorkerCrashed,
 )
-from dlgrade.protocol import (
-    ChannelClosed,
-    ChannelTimeout,
-    Codec,
-    ExchangeError,
-    Handle,
-    ProtocolError,
-    recv_message,
-    send_message,
-)
 from dlgrade.reasons import LIMIT_REASONS
 from dlgrade.rubric import TAMPERING
+from dlgrade.sandbox import jail, notebook
 from dlgrade.sandbox.clock import SAMPLE_SECONDS, CallClock
 from dlgrade.sandbox.folders import (
     DISK_CHECK_SECONDS,
@@ -64,9 +55,19 @@ from dlgrade.sandbox.limits import (
     isolation_mode,
     memory_guard,
 )
+from dlgrade.sandbox.process import Launch, OutputCapture, WorkerProcess
+from dlgrade.sandbox.protocol import (
+    ChannelClosed,
+    ChannelTimeout,
+    Codec,
+    ExchangeError,
+    Handle,
+    ProtocolError,
+    recv_message,
+    send_message,
+)
 from dlgrade.sandbox.zygote import enabled as zygote_enabled
 from dlgrade.sandbox.zygote import for_launch as zygote_for
-from dlgrade.sandbox.process import Launch, OutputCapture, WorkerProcess
 
 PASSED_ENV = (
     "DLGRADE_DATA_DIR",
@@ -446,7 +447,7 @@ class WorkerSession:
         return ExportedModel(path, traced)
 
     def feed(self, name: str, args=(), kwargs=None, *, timeout=None) -> Any:
-        """Build one of the grader's inputs in the worker (:mod:`dlgrade.feeds`)."""
+        """Build one of the grader's inputs in the worker (:mod:`dlgrade.sandbox.feeds`)."""
         self._ready()
         request = {
             "op": "feed",
@@ -818,7 +819,7 @@ _MEMORY_WORDS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out
 _PROCESS_LIMIT_WORDS = ("can't start new thread", "pthread_create failed", "Resource temporarily")
 
 
-#: every kind of failure an honest worker reports (dlgrade/worker.py): the student's
+#: every kind of failure an honest worker reports (dlgrade/sandbox/worker.py): the student's
 #: outcomes, the limits, and "harness" (believed only before any student code ran). A
 #: worker runs the student's code, so any other kind — one that names a grader fault
 #: (``machine_busy``, ``harness_error``, ``rubric_error``) above all — is forged.
@@ -837,7 +838,7 @@ WORKER_KINDS = frozenset(
         "export_failed",
         "unbuilt_model",
         "untraceable_model",  # a subclassed model dlgrade/tracing.py cannot follow
-        "bad_model",  # the model inspector's (dlgrade/feeds.py InspectionFailed)
+        "bad_model",  # the model inspector's (dlgrade/sandbox/feeds.py InspectionFailed)
         "unsafe_model",
         "missing_attribute",
         "unencodable",
@@ -872,7 +873,7 @@ def _seconds(value: Any) -> float | None:
 
 
 def _well_formed(error: Any) -> bool:
-    """An error as dlgrade/worker.py builds one: a known kind, text where text goes."""
+    """An error as dlgrade/sandbox/worker.py builds one: a known kind, text where text goes."""
     return (
         isinstance(error, dict)
         and isinstance(error.get("kind"), str)

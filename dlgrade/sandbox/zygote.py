@@ -12,9 +12,9 @@ long-lived Dask slot — pays it once per student. The zygote pays it once:
   (no path, no name, no config: the zygote never holds a student's data, so no child can
   find another's in the memory it inherits), and forks at once;
 * the child — single-threaded after ``fork()`` — reads its launch description from its own
-  pipe and becomes the worker exactly as ``unshare`` + :func:`dlgrade.jail.run` make one: new
-  mount, PID, network, IPC and UTS namespaces (``unshare(2)``), a second fork to be the PID
-  namespace's PID 1, its own ``/proc``, the jail's mounts, IPC caps, a fresh session keyring,
+  pipe and becomes the worker exactly as ``unshare`` + :func:`dlgrade.sandbox.jail.run` make
+  one: new mount, PID, network, IPC and UTS namespaces (``unshare(2)``), a second fork to be
+  the PID namespace's PID 1, its own ``/proc``, the jail's mounts, IPC caps, a fresh session keyring,
   the resource limits, the uid drop, the syscall filter; then it runs the worker's main loop
   in place of ``exec``. Without the jail (no root or no namespaces) it sets the same limits
   on itself, as a freshly started worker does.
@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dlgrade
-from dlgrade import jail
 from dlgrade.errors import SandboxError
+from dlgrade.sandbox import jail
 from dlgrade.sandbox.process import PACKAGE_BY_PATH
 
 #: the environment keys that belong to one session (its folders), not to the zygote
@@ -384,7 +384,7 @@ def serve(argv: list[str]) -> int:
             __import__(name)
         except Exception as exc:  # noqa: BLE001 — the worker imports it again and reports
             print(f"dlgrade zygote: could not import {name}: {exc}", file=sys.stderr)
-    import dlgrade.worker  # noqa: F401 — what every child runs
+    import dlgrade.sandbox.worker  # noqa: F401 — what every child runs
 
     channel.sendall(f"ready {time.monotonic() - began:.3f}".encode())
     children: dict[int, int] = {}  # pid → the grading side's status pipe
@@ -531,7 +531,7 @@ def _run_worker(argv: list[str]) -> int:
 
     sys.argv = ["-c", *argv]
     try:
-        runpy.run_module("dlgrade.worker", run_name="__main__", alter_sys=True)
+        runpy.run_module("dlgrade.sandbox.worker", run_name="__main__", alter_sys=True)
     except SystemExit as done:
         code = done.code
         sys.stdout.flush()

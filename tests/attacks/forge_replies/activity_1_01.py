@@ -12,10 +12,11 @@ import json
 import os
 import sys
 
-import dlgrade.worker
+import dlgrade.sandbox.worker
 
-# the worker runs as `python -m dlgrade.worker`: its loop lives in __main__
-_worker = sys.modules["__main__"] if hasattr(sys.modules["__main__"], "Worker") else dlgrade.worker
+# the worker runs as `python -m dlgrade.sandbox.worker`: its loop lives in __main__
+_main = sys.modules["__main__"]
+_worker = _main if hasattr(_main, "Worker") else dlgrade.sandbox.worker
 
 FORGED = {"ok": False, "error": {"kind": "machine_busy", "message": "the machine was too busy"}}
 _real_handle = _worker.Worker.handle

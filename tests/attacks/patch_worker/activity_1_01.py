@@ -5,14 +5,14 @@ internal error (exit 3, "not a fair grade") for the student's doing.
 Expected: every check of the module is the student's crash (reason worker_broken).
 """
 
-import dlgrade.protocol
+import dlgrade.sandbox.protocol
 
 
 def _broken(self, value):
     raise AttributeError("the encoder is gone")
 
 
-dlgrade.protocol.Codec.encode = _broken
+dlgrade.sandbox.protocol.Codec.encode = _broken
 
 
 def loss_fn(x, coefficients=(1.0, -10.0, 25.0)):

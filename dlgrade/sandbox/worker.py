@@ -1,11 +1,11 @@
 """The worker: the only process where a submission's code runs.
 
-Started by :mod:`dlgrade.sandbox` (through :mod:`dlgrade.jail` where the machine allows) as
-``python -P -s -B -m dlgrade.worker REQ_FD REPLY_FD EXCHANGE [RLIMITS_JSON]`` with the
+Started by :mod:`dlgrade.sandbox` (through :mod:`dlgrade.sandbox.jail` where the machine allows) as
+``python -P -s -B -m dlgrade.sandbox.worker REQ_FD REPLY_FD EXCHANGE [RLIMITS_JSON]`` with the
 scratch copy of the submission as its working directory; ``RLIMITS_JSON`` is given only
 when there is no jail, and the worker then applies the limits to itself. It imports the
 student's modules, calls what the rubric asks for and answers with data (see
-:mod:`dlgrade.protocol`). Nothing it says is trusted: the rubric validates every value it
+:mod:`dlgrade.sandbox.protocol`). Nothing it says is trusted: the rubric validates every value it
 gets back.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from dlgrade import jail, notebook
-from dlgrade.notebook import PROGRESS_FILE as NOTEBOOK_PROGRESS
-from dlgrade.protocol import (
+from dlgrade.sandbox import jail, notebook
+from dlgrade.sandbox.notebook import PROGRESS_FILE as NOTEBOOK_PROGRESS
+from dlgrade.sandbox.protocol import (
     ChannelClosed,
     Codec,
     ProtocolError,
@@ -262,8 +262,8 @@ class Worker:
             )
 
     def op_feed(self, request: dict) -> Any:
-        """Build one of the grader's inputs (:mod:`dlgrade.feeds`) and return it."""
-        from dlgrade.feeds import FEEDS
+        """Build one of the grader's inputs (:mod:`dlgrade.sandbox.feeds`) and return it."""
+        from dlgrade.sandbox.feeds import FEEDS
 
         factory = FEEDS.get(request.get("name"))
         if factory is None:
@@ -273,10 +273,10 @@ class Worker:
         return factory(*args, **kwargs)
 
     def op_inspect(self, request: dict) -> Any:
-        """The model inspector's work (:data:`dlgrade.feeds.INSPECTIONS`): load a saved
+        """The model inspector's work (:data:`dlgrade.sandbox.feeds.INSPECTIONS`): load a saved
         model from the inbox, describe it, run it on the grader's data. Every failure is
         the saved model's, told as its kind (``bad_model``, ``unsafe_model``)."""
-        from dlgrade.feeds import INSPECTIONS, InspectionFailed
+        from dlgrade.sandbox.feeds import INSPECTIONS, InspectionFailed
 
         action = INSPECTIONS.get(request.get("name"))
         if action is None:

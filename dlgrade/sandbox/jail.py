@@ -3,7 +3,7 @@
 :mod:`dlgrade.sandbox` starts every worker, when it runs as root and namespaces work, as ::
 
     unshare --net --ipc --uts --mount --pid --fork --mount-proc --kill-child -- \\
-        python -I -S -B .../dlgrade/jail.py CONFIG_JSON
+        python -I -S -B .../dlgrade/sandbox/jail.py CONFIG_JSON
 
 Still root, inside the new namespaces, :func:`main` makes every mount private, covers each
 folder the worker must not see with an empty read-only tmpfs (re-mounting inside it only the

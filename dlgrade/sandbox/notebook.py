@@ -8,7 +8,7 @@ shell lines (``%matplotlib inline``, ``%%time``, ``!pip install …``) do not ru
 listed once in the report. Every cell is compiled under its own name, so a traceback or a
 syntax error names the cell — its number and first line — and the line within it.
 
-This module is imported in the worker (``dlgrade/worker.py``) and by the trusted side (the
+This module is imported in the worker (``dlgrade/sandbox/worker.py``) and by the trusted side (the
 skeleton writer, the notes it reports); nbformat is imported only when a notebook is read.
 """
 
