@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from dlgrade import models, synth, twins  # noqa: E402
+from dlgrade import models  # noqa: E402
+from dlgrade.data import synth, twins  # noqa: E402
 from dlgrade.sandbox import feeds  # noqa: E402
 
 

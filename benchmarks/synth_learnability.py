@@ -6,7 +6,7 @@ model's held-out accuracy for the image and review twins (and the cheap sklearn 
 tests use), the scaled RMSE of a lookback-10 linear model against predicting the training
 mean for the IBM twin (and for the real IBM.csv, where the mirror has it), and cosines
 between GloVe-twin words. Then the time and size of ``synth.write_all`` at default scale.
-The numbers belong in ``dlgrade/synth.py``'s docstring; the tests' thresholds sit well
+The numbers belong in ``dlgrade/data/synth.py``'s docstring; the tests' thresholds sit well
 below the worst seed.
 """
 
@@ -28,7 +28,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.preprocessing import MinMaxScaler  # noqa: E402
 
-from dlgrade import synth  # noqa: E402
+from dlgrade.data import synth  # noqa: E402
 
 LOOK_BACK = 10
 ROOT = Path(__file__).resolve().parent.parent

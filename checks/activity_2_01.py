@@ -1,7 +1,7 @@
 """Rubric for Activity 2.01 — the sonar MLP (Dense 300/200/100/1, 98,701 parameters).
 
 Data: the real sonar.csv when the data layer finds it (mirror or cache), otherwise a
-learnable synthetic twin of the same shape (``dlgrade.synth.sonar``); the
+learnable synthetic twin of the same shape (``dlgrade.data.synth.sonar``); the
 check's output says which. Training thresholds were calibrated on the reference over seeds
 0–9 by ``benchmarks/calibrate_activity_2_01.py`` (table in docs/writing-checks.md); on the
 synthetic twin the reference scores 1.000 on every measure below (seeds 0–4).
@@ -28,7 +28,8 @@ import pandas as pd
 import pytest
 
 import dlgrade
-from dlgrade import expect, models, synth, twins
+from dlgrade import expect, models
+from dlgrade.data import synth, twins
 
 ACTIVITY = dlgrade.activity("2.01", "Sonar mines vs. rocks MLP")
 PRELOAD = ("keras",)

@@ -1,7 +1,7 @@
 """Rubric for Activity 3.01 — the Fashion-MNIST CNN with augmentation (485,514 parameters).
 
 Data: whatever Fashion-MNIST the worker's Keras reads — the real IDX files when the data
-layer has them, otherwise the synthetic twin (``dlgrade.twins``, 60,000 / 10,000 images in
+layer has them, otherwise the synthetic twin (``dlgrade.data.twins``, 60,000 / 10,000 images in
 the same format, so the book's ``reshape(60000, 28, 28, 1)`` runs on it). The rubric reads
 the same files itself, from the data layer (never from the worker's folders), to know the
 right answer.
@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models, twins
+from dlgrade import data, expect, models
+from dlgrade.data import twins
 
 ACTIVITY = dlgrade.activity("3.01", "Fashion-MNIST CNN")
 PRELOAD = ("keras",)

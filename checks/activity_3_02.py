@@ -2,7 +2,7 @@
 
 Structure is checked with ``weights=None`` (no 58 MB download): a frozen base of 14,714,688
 parameters, a trainable head of 4,729,120, 19,443,808 in all for 120 classes. Data for the
-quick and standard tiers is a small synthetic Fruits-360-like tree (``dlgrade.synth.fruits``,
+quick and standard tiers is a small synthetic Fruits-360-like tree (``dlgrade.data.synth.fruits``,
 5 classes of 100×100 JPEGs, 40 training and 10 test images each: the two folders differ in
 size and content, so a validation set read from the wrong folder shows).
 
@@ -29,7 +29,8 @@ import numpy as np
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models, synth
+from dlgrade import data, expect, models
+from dlgrade.data import synth
 
 ACTIVITY = dlgrade.activity("3.02", "Fruits-360 transfer learning with VGG16")
 PRELOAD = ("keras",)

@@ -1,7 +1,7 @@
 """Rubric for Activity 5.01 — IBM closing prices with Conv1D + SimpleRNN (1,269 parameters).
 
 Data: the real IBM.csv (2,518 rows, newest first) from the data layer, or its synthetic twin
-(``dlgrade.synth.ibm``: the same rows, header and number formats) where it is not here; the
+(``dlgrade.data.synth.ibm``: the same rows, header and number formats) where it is not here; the
 structure checks also use small series made here, where the right answer is known by
 construction. The full tier needs the real prices.
 
@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models, twins
+from dlgrade import data, expect, models
+from dlgrade.data import twins
 
 ACTIVITY = dlgrade.activity("5.01", "IBM stock with Conv1D + SimpleRNN")
 PRELOAD = ("keras",)

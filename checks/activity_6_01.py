@@ -1,7 +1,7 @@
 """Rubric for Activity 6.01 — Amazon review sentiment with a stacked LSTM (381,025 params).
 
 Data: the book's first training review (``amazon_first_review.txt`` in the data mirror,
-title and body) for preprocessing; a synthetic review set (``dlgrade.synth.amazon_reviews``,
+title and body) for preprocessing; a synthetic review set (``dlgrade.data.synth.amazon_reviews``,
 2,000 train / 500 test, balanced) for the standard tier; the real CSVs for the full tier.
 
 The book prints the first review's tokens after stop-word removal and its stemmed join;
@@ -28,7 +28,8 @@ import pandas as pd
 import pytest
 
 import dlgrade
-from dlgrade import data, expect, models, synth
+from dlgrade import data, expect, models
+from dlgrade.data import synth
 
 ACTIVITY = dlgrade.activity("6.01", "Amazon reviews stacked LSTM")
 PRELOAD = ("keras",)

@@ -34,3 +34,15 @@ __all__ = [
     "measured",
 ]
 __version__ = "0.1.0"
+
+#: modules a rubric may import by their old names, from before they moved into a package
+#: (issue 25): ``from dlgrade import synth`` still gives :mod:`dlgrade.data.synth`
+MOVED = {"synth": "dlgrade.data.synth", "twins": "dlgrade.data.twins"}
+
+
+def __getattr__(name: str):
+    if name in MOVED:
+        import importlib
+
+        return importlib.import_module(MOVED[name])
+    raise AttributeError(f"module 'dlgrade' has no attribute {name!r}")

@@ -397,7 +397,7 @@ def run_data_path(args: argparse.Namespace) -> int:
 def run_data_synth(args: argparse.Namespace) -> int:
     import time
 
-    from dlgrade import synth
+    from dlgrade.data import synth
 
     began = time.monotonic()
     written = synth.write_all(args.out_dir, seed=args.seed, small=args.scale == "small")

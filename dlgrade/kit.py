@@ -48,6 +48,8 @@ SKELETONS = "skeletons/*.py"
 KIT = (
     Rule("pyproject.toml"),
     Rule("dlgrade/*.py"),
+    Rule("dlgrade/classrun/*.py"),
+    Rule("dlgrade/data/*.py"),
     Rule("dlgrade/reports/*.py"),
     Rule("dlgrade/sandbox/*.py"),
     Rule("dlgrade/skeletons/*.py"),

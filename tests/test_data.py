@@ -27,10 +27,10 @@ import nltk.downloader
 import numpy as np
 import pytest
 
-from dlgrade import data, twins
-from dlgrade.data import REGISTRY, DataFile, Dataset
+from dlgrade import data
+from dlgrade.data import REGISTRY, DataFile, Dataset, twins
+from dlgrade.data.synth import sonar as write_synthetic_sonar
 from dlgrade.errors import DataError
-from dlgrade.synth import sonar as write_synthetic_sonar
 
 _real_open_url = data.open_url
 _real_nltk_download = nltk.download
@@ -61,7 +61,7 @@ def offline(tmp_path, monkeypatch):
     def no_nltk_network(url, *args, **kwargs):
         pytest.fail(f"NLTK's downloader tried to reach the network: {url}")
 
-    monkeypatch.setattr(data, "open_url", guarded)
+    monkeypatch.setattr(data.store, "open_url", guarded)
     monkeypatch.setattr(nltk, "download", no_nltk_download)
     monkeypatch.setattr(nltk.downloader, "urlopen", no_nltk_network)
 
@@ -108,7 +108,7 @@ def forbid_network(monkeypatch):
     def open_url(url, timeout):
         pytest.fail(f"open_url({url!r}) was called")
 
-    monkeypatch.setattr(data, "open_url", open_url)
+    monkeypatch.setattr(data.store, "open_url", open_url)
 
 
 def listing(folder: Path) -> list[str]:
@@ -266,7 +266,7 @@ def test_an_interrupted_download_leaves_nothing_that_counts_as_complete(
 ):
     toy = register(content=b"a,b\n" + b"1,2\n" * 100)
     response = _Interrupted(toy.content[:50])
-    monkeypatch.setattr(data, "open_url", lambda url, timeout: response)
+    monkeypatch.setattr(data.store, "open_url", lambda url, timeout: response)
 
     with pytest.raises(DataError, match="connection reset"):
         data.path("toy")
@@ -314,7 +314,7 @@ def test_a_truncated_chunked_response_is_a_data_error(roots, register, monkeypat
         def read(self, size=-1):
             raise http.client.IncompleteRead(b"", 100)
 
-    monkeypatch.setattr(data, "open_url", lambda url, timeout: Truncated(b""))
+    monkeypatch.setattr(data.store, "open_url", lambda url, timeout: Truncated(b""))
     with pytest.raises(DataError):
         data.path("toy")
     assert listing(roots.cache) == []
@@ -683,7 +683,7 @@ def test_every_way_a_download_fails_is_one_data_error_that_leaves_nothing(
     roots, monkeypatch, name, failure
 ):
     opener, says = FAILURES[failure]
-    monkeypatch.setattr(data, "open_url", opener)
+    monkeypatch.setattr(data.store, "open_url", opener)
 
     with pytest.raises(DataError) as raised:
         data.path(name)
@@ -700,7 +700,7 @@ def test_a_fetch_failure_is_graded_as_data_missing_not_as_a_rubric_error(roots, 
     from dlgrade.plugin import classify
     from dlgrade.rubric import CheckSpec
 
-    monkeypatch.setattr(data, "open_url", FAILURES["DNS failure"][0])
+    monkeypatch.setattr(data.store, "open_url", FAILURES["DNS failure"][0])
     with pytest.raises(DataError) as raised:
         data.path("ibm")
     spec = CheckSpec(points=1.0, tier="quick", visibility="public", feedback="f")

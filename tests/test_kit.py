@@ -107,16 +107,15 @@ def test_the_reference_scan_catches_a_planted_copy(planted):
     function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "train")
     function.name = "fit_for_a_while"
     function.body.insert(0, ast.Expr(ast.Constant("Nothing to see here.")))
-    with (planted / "dlgrade" / "synth.py").open("a") as module:
+    with (planted / "dlgrade" / "data" / "synth.py").open("a") as module:
         module.write("\n\n" + ast.unparse(function) + "\n")
     shutil.copy(REFERENCE / "activity_1_01.py", planted / "docs" / "example.py")
     # and as a string, the way a rubric carries code for a worker
     source = ast.unparse(next(n for n in tree.body if isinstance(n, ast.FunctionDef)))
     (planted / "dlgrade" / "carried.py").write_text(f"CODE = {source!r}\n")
     leaks = reference_leaks(planted)
-    assert "dlgrade/synth.py:fit_for_a_while has the body of reference/activity_2_01.py:train" in (
-        leaks
-    )
+    planted_copy = "dlgrade/data/synth.py:fit_for_a_while"
+    assert f"{planted_copy} has the body of reference/activity_2_01.py:train" in leaks
     assert "docs/example.py is reference/activity_1_01.py" in leaks
     assert any(leak.startswith("dlgrade/carried.py:") for leak in leaks), leaks
 
@@ -233,7 +232,7 @@ def test_the_hidden_scans_catch_planted_leaks(planted):
         rubric.read_text() + '\n\n@dlgrade.check(points=1, visibility="hidden", feedback="f")\n'
         "def test_secret(student):\n    pass\n"
     )
-    append(planted / "dlgrade" / "data.py", "\nSPLIT = 72011\n")
+    append(planted / "dlgrade" / "data" / "store.py", "\nSPLIT = 72011\n")
     append(
         planted / "docs" / "data.md",  # re-wrapped, as a copy pasted into prose would be
         "\nSee how it copes: The Dormouse (who was asleep)\ndidn't answer; the Hatter said\n",
@@ -241,7 +240,7 @@ def test_the_hidden_scans_catch_planted_leaks(planted):
     append(planted / "docs" / "security.md", "\nsolve for k in [(7.0, 1.0)]\n")
     assert [d.split(":")[0] for d in hidden_decorations(planted)] == ["checks/activity_1_01.py"]
     leaks = " | ".join(hidden_leaks(planted))
-    assert "dlgrade/data.py holds activity_2_01_hidden.py:HIDDEN_SPLIT_SEED" in leaks
+    assert "dlgrade/data/store.py holds activity_2_01_hidden.py:HIDDEN_SPLIT_SEED" in leaks
     assert "docs/data.md holds activity_4_01_hidden.py:HIDDEN_TEXT" in leaks
     assert "docs/security.md holds activity_1_01_hidden.py:OTHER_SQUARES" in leaks
 

@@ -153,6 +153,24 @@ def test_the_packages_hold_their_modules():
                 assert f"dlgrade.{member}" not in found, f"dlgrade.{member} is still at the top"
 
 
+def test_a_rubric_still_imports_the_moved_modules_by_their_old_names():
+    """Rubrics import a stable surface (issue 25): what moved into dlgrade.data stays
+    importable from the package root, as the same module."""
+    from dlgrade import synth, twins
+    from dlgrade.data import synth as data_synth
+    from dlgrade.data import twins as data_twins
+
+    assert synth is data_synth and twins is data_twins
+    import dlgrade
+
+    try:
+        dlgrade.not_a_module  # noqa: B018
+    except AttributeError as exc:
+        assert "not_a_module" in str(exc)
+    else:
+        raise AssertionError("dlgrade.__getattr__ invented a module")
+
+
 # -- reasons and exit codes are types, not loose strings ----------------------------------
 
 REPO = PACKAGE.parent

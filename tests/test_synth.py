@@ -23,7 +23,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import MinMaxScaler
 
-from dlgrade import synth
+from dlgrade.data import synth
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK_WORDS = ("white", "rabbit", "mad", "hatter", "alice", "queen", "king")

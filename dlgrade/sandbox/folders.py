@@ -10,7 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlgrade import safeio, twins
+from dlgrade import safeio
+from dlgrade.data import twins
 from dlgrade.errors import SubmissionError
 from dlgrade.files import submission_files
 

@@ -14,8 +14,8 @@ long-lived Dask slot — pays it once per student. The zygote pays it once:
 * the child — single-threaded after ``fork()`` — reads its launch description from its own
   pipe and becomes the worker exactly as ``unshare`` + :func:`dlgrade.sandbox.jail.run` make
   one: new mount, PID, network, IPC and UTS namespaces (``unshare(2)``), a second fork to be
-  the PID namespace's PID 1, its own ``/proc``, the jail's mounts, IPC caps, a fresh session keyring,
-  the resource limits, the uid drop, the syscall filter; then it runs the worker's main loop
+  the PID namespace's PID 1, its own ``/proc``, the jail's mounts, IPC caps, a fresh session
+  keyring, the resource limits, the uid drop, the syscall filter; then it runs the worker's main loop
   in place of ``exec``. Without the jail (no root or no namespaces) it sets the same limits
   on itself, as a freshly started worker does.
 

@@ -1,6 +1,6 @@
 """Synthetic twins in use: generated once into the cache, and read back by the trusted side.
 
-A dataset the machine does not have is replaced by its twin (:mod:`dlgrade.synth`), in the
+A dataset the machine does not have is replaced by its twin (:mod:`dlgrade.data.synth`), in the
 real on-disk format and at the real size, so code that hard-codes the book's numbers
 (``reshape(60000, 28, 28, 1)``) runs on it. A full-size twin takes seconds to write, so it
 is written once per machine into ``<cache>/twins/<name>-v<version>-s<seed>/`` (staged in a
@@ -75,12 +75,12 @@ def fashion_mnist(seed: int = 0) -> Path:
     The four files are under ``<root>/datasets/fashion-mnist/``, as Keras expects them
     under ``KERAS_HOME``.
     """
-    from dlgrade import synth
+    from dlgrade.data import synth
 
     def write(staging: Path) -> None:
         synth.fashion_mnist(staging, seed=seed)
         (staging / "datasets" / "fashion-mnist" / SYNTHETIC_MARK).write_text(
-            "Fashion-MNIST is not here: these files are dlgrade.synth's twin\n"
+            "Fashion-MNIST is not here: these files are dlgrade.data.synth's twin\n"
         )
 
     return _cached("fashion_mnist", seed, write)
@@ -115,7 +115,7 @@ def file_or_twin(name: str, folder: Path) -> Path:
     For the one-file datasets a rubric can grade on a twin at the quick and standard tiers
     (sonar, IBM); it says which it graded on in the check's output.
     """
-    from dlgrade import synth
+    from dlgrade.data import synth
 
     writers = {"sonar": ("sonar.csv", synth.sonar), "ibm": ("IBM.csv", synth.ibm)}
     try:
