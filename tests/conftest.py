@@ -8,22 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _pytest import pytester as _pytester
 
 from dlgrade import models
-from tests.helpers import ATTACKS, SECRET, SUBMISSIONS, Classroom, rubric_files
-
-# pytester restores sys.modules after each in-process run, dropping every module the run
-# imported; TensorFlow (and numpy's C core) cannot be imported twice in one process and
-# abort. Keep library modules across runs; drop only the rubric and conftest modules.
-_snapshot_init = _pytester.SysModulesSnapshot.__init__
+from tests.helpers import ATTACKS, SECRET, SUBMISSIONS, Classroom, Runner, rubric_files
 
 
-def _keep_libraries(self, preserve=None):
-    _snapshot_init(self, preserve=lambda name: not name.startswith(("activity_", "conftest")))
-
-
-_pytester.SysModulesSnapshot.__init__ = _keep_libraries
+@pytest.fixture
+def runner(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Runner:
+    """pytest sessions run from a test (:class:`tests.helpers.Runner`), in a folder that is
+    the working folder and HOME for the test, as pytester's is; with no outer options."""
+    path = tmp_path_factory.mktemp("run")
+    monkeypatch.chdir(path)
+    monkeypatch.setenv("HOME", str(path))
+    monkeypatch.setenv("PY_COLORS", "0")
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    return Runner(path)
 
 
 @dataclass
@@ -47,15 +46,15 @@ class Graded:
 
 
 @pytest.fixture
-def grade(pytester: pytest.Pytester):
+def grade(runner: Runner):
     """``grade(submission_dir, activities=("1.01",), tier="quick", *extra_args)``."""
 
     def run(submission: Path, activities=("1.01",), tier="quick", *extra: str) -> Graded:
         models.keras()  # once per test process, outside any snapshot (see below)
-        out = pytester.path / "grade.json"
+        out = runner.path / "grade.json"
         out.unlink(missing_ok=True)
         files = [str(f) for a in activities for f in rubric_files(a)]
-        result = pytester.runpytest_inprocess(
+        result = runner.runpytest_inprocess(
             *files,
             "--submission",
             str(submission),
@@ -86,7 +85,7 @@ def broken(tmp_path: Path):
 
 
 @pytest.fixture
-def classroom(tmp_path: Path, pytester: pytest.Pytester):
+def classroom(tmp_path: Path, runner: Runner):
     """``classroom(name, **targets)``: lay out tests/attacks/<name> for grading.
 
     ``targets.json`` in the submission tells the attack where things are, as an attacker
@@ -102,9 +101,9 @@ def classroom(tmp_path: Path, pytester: pytest.Pytester):
         sibling.mkdir()
         (sibling / "secret.txt").write_text(SECRET)
         (submission / "planted").symlink_to(sibling)  # a link the student planted
-        (pytester.path / "other-student.json").write_text('{"score": 3}')
-        targets = {"secret": str(sibling / "secret.txt"), "results": str(pytester.path)} | targets
+        (runner.path / "other-student.json").write_text('{"score": 3}')
+        targets = {"secret": str(sibling / "secret.txt"), "results": str(runner.path)} | targets
         (submission / "targets.json").write_text(json.dumps(targets))
-        return Classroom(submission, sibling, pytester.path)
+        return Classroom(submission, sibling, runner.path)
 
     return make

@@ -288,3 +288,80 @@ def class_of_six(root: Path) -> Path:
     student(root, "mallory", ATTACKS / "kill_parent")
     student(root, "erin", None)
     return root
+
+
+# -- pytest run from a test ------------------------------------------------------------------
+
+#: what an in-process run imports that the next run must import afresh: the rubrics (every
+#: rubric folder names its modules activity_N_NN) and conftest files
+RUN_MODULES = ("activity_", "conftest")
+
+
+class Runner:
+    """A pytest session run from a test, in a folder of its own, through pytest's public API.
+
+    pytester's in-process runs restore ``sys.modules`` afterwards, dropping every module the
+    run imported; TensorFlow (and numpy's C core) cannot be imported twice in one process and
+    abort. This runner keeps the libraries a run imports and drops only the run's rubric and
+    conftest modules (:data:`RUN_MODULES`), and restores ``sys.path``. Its results are
+    :class:`pytest.RunResult`, as pytester's are.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def mkdir(self, name: str) -> Path:
+        folder = self.path / name
+        folder.mkdir()
+        return folder
+
+    def makepyfile(self, *sources: str, **files: str) -> Path:
+        """As pytester's: ``name=source`` files, or one positional source as test_run.py."""
+        import textwrap
+
+        written = []
+        for name, source in [*(("test_run", s) for s in sources), *files.items()]:
+            target = self.path / f"{name}.py"
+            target.write_text(textwrap.dedent(source).lstrip("\n"))
+            written.append(target)
+        return written[0]
+
+    def _args(self, args) -> list[str]:
+        return [*(str(a) for a in args), f"--basetemp={self.path / 'basetemp'}"]
+
+    def runpytest_inprocess(self, *args) -> pytest.RunResult:
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        before, path, cwd = set(sys.modules), list(sys.path), os.getcwd()
+        out, err = io.StringIO(), io.StringIO()
+        began = time.monotonic()
+        os.chdir(self.path)
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                try:
+                    code = pytest.main(self._args(args))
+                except SystemExit as exc:
+                    code = exc.code
+        finally:
+            os.chdir(cwd)
+            sys.path[:] = path
+            for name in set(sys.modules) - before:
+                if name.startswith(RUN_MODULES):
+                    del sys.modules[name]
+        lines = out.getvalue().splitlines(), err.getvalue().splitlines()
+        return pytest.RunResult(code, *lines, time.monotonic() - began)
+
+    runpytest = runpytest_inprocess
+
+    def runpytest_subprocess(self, *args, timeout: float | None = None) -> pytest.RunResult:
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *self._args(args)],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        lines = done.stdout.splitlines(), done.stderr.splitlines()
+        return pytest.RunResult(done.returncode, *lines, time.monotonic() - began)

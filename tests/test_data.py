@@ -777,7 +777,7 @@ def test_the_real_nltk_downloader_offline_with_closed_streams_is_a_data_error(ro
 
 
 def test_a_rubric_that_needs_nltk_reports_data_missing_on_a_fresh_machine(
-    pytester, tmp_path, monkeypatch
+    runner, tmp_path, monkeypatch
 ):
     """Activity 4.01's rubric, no mirror, no cache, NLTK's downloader failing: every check
     is error/data_missing with the fix, and the header says NLTK data is missing."""
@@ -794,7 +794,7 @@ def test_a_rubric_that_needs_nltk_reports_data_missing_on_a_fresh_machine(
     submission.mkdir()
     shutil.copy(REPO / "reference" / "activity_4_01.py", submission)
     out = tmp_path / "grade.json"
-    result = pytester.runpytest_inprocess(
+    result = runner.runpytest_inprocess(
         str(REPO / "checks" / "activity_4_01.py"),
         "--submission",
         str(submission),
@@ -1153,11 +1153,11 @@ def test_a_rubrics_datasets_list_every_dataset_it_reads(rubric):
     assert _rubric_reads(rubric) <= set(declared), f"{rubric.name}: DATASETS = {declared}"
 
 
-def test_dlgrade_check_prints_which_data_it_grades_on(pytester, tmp_path, monkeypatch):
+def test_dlgrade_check_prints_which_data_it_grades_on(runner, tmp_path, monkeypatch):
     (tmp_path / "mirror").mkdir()
     (tmp_path / "mirror" / "sonar.csv").write_bytes(b"")
     monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path / "mirror"))
-    checks = pytester.mkdir("checks")
+    checks = runner.mkdir("checks")
     (checks / "activity_2_01.py").write_text(
         "import dlgrade\n"
         'ACTIVITY = "2.01"\n'
@@ -1169,7 +1169,7 @@ def test_dlgrade_check_prints_which_data_it_grades_on(pytester, tmp_path, monkey
     )
     submission = tmp_path / "work"
     submission.mkdir()
-    result = pytester.runpytest_inprocess(
+    result = runner.runpytest_inprocess(
         str(checks / "activity_2_01.py"),
         "--submission",
         str(submission),

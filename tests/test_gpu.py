@@ -404,9 +404,9 @@ def two_gpus(monkeypatch):
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # job 1, whoever runs this
 
 
-def _run(pytester, tmp_path, *options, preload="()", expected="1"):
-    (pytester.path / "checks").mkdir(exist_ok=True)
-    rubric = pytester.path / "checks" / "activity_1_01.py"
+def _run(runner, tmp_path, *options, preload="()", expected="1"):
+    (runner.path / "checks").mkdir(exist_ok=True)
+    rubric = runner.path / "checks" / "activity_1_01.py"
     rubric.write_text(RUBRIC.format(preload=preload))
     submission = tmp_path / "work"
     submission.mkdir(exist_ok=True)
@@ -414,7 +414,7 @@ def _run(pytester, tmp_path, *options, preload="()", expected="1"):
     out = tmp_path / "grade.json"
     os.environ["EXPECTED_GPU"] = expected
     try:
-        result = pytester.runpytest_inprocess(
+        result = runner.runpytest_inprocess(
             str(rubric),
             "--submission",
             str(submission),
@@ -430,10 +430,10 @@ def _run(pytester, tmp_path, *options, preload="()", expected="1"):
 
 
 def test_a_full_tier_run_gives_its_worker_the_jobs_gpu_and_says_so(
-    pytester, tmp_path, two_gpus, monkeypatch
+    runner, tmp_path, two_gpus, monkeypatch
 ):
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")  # the second of --jobs 2
-    result, grade = _run(pytester, tmp_path, "--tier", "full", "--no-preload")
+    result, grade = _run(runner, tmp_path, "--tier", "full", "--no-preload")
     assert grade["score"] == 1 and grade["max_score"] == 2, result.stdout.str()
     outcomes = {c["id"].split("/")[1]: c["outcome"] for c in grade["checks"]}
     assert outcomes == {"quick": "fail", "full": "pass"}  # one worker: the GPU
@@ -442,24 +442,24 @@ def test_a_full_tier_run_gives_its_worker_the_jobs_gpu_and_says_so(
     result.stdout.fnmatch_lines(["sandbox: *memory 4 GiB resident (a GPU worker*"])
 
 
-def test_a_quick_run_on_a_gpu_machine_keeps_its_worker_off_the_gpus(pytester, tmp_path, two_gpus):
-    result, grade = _run(pytester, tmp_path, "--no-preload")
+def test_a_quick_run_on_a_gpu_machine_keeps_its_worker_off_the_gpus(runner, tmp_path, two_gpus):
+    result, grade = _run(runner, tmp_path, "--no-preload")
     assert grade["score"] == grade["max_score"] == 1, result.stdout.str()
     assert grade["device"] == "CPU"
     result.stdout.fnmatch_lines(["device: CPU (no check of this run uses a GPU*"])
-    result, grade = _run(pytester, tmp_path, "--tier", "full", "--gpus", "none", "--no-preload")
+    result, grade = _run(runner, tmp_path, "--tier", "full", "--gpus", "none", "--no-preload")
     assert grade["device"] == "CPU"
     outcomes = {c["id"].split("/")[1]: (c["outcome"], c["reason"]) for c in grade["checks"]}
     assert outcomes == {"quick": ("pass", ""), "full": ("error", "runner")}
 
 
 def test_a_gpu_the_workers_tensorflow_cannot_see_is_the_runners_problem_not_the_students(
-    pytester, tmp_path, two_gpus
+    runner, tmp_path, two_gpus
 ):
     """Here the fake GPU is given, TensorFlow loads in the worker and finds none: what a
     jail that lost the driver or the device files would do on a GPU runner."""
     result, grade = _run(
-        pytester, tmp_path, "--tier", "full", preload="('tensorflow',)", expected="0"
+        runner, tmp_path, "--tier", "full", preload="('tensorflow',)", expected="0"
     )
     full = next(c for c in grade["checks"] if c["id"] == "1.01/full")
     assert (full["outcome"], full["reason"]) == ("error", "runner"), result.stdout.str()
@@ -470,10 +470,10 @@ def test_a_gpu_the_workers_tensorflow_cannot_see_is_the_runners_problem_not_the_
     assert grade["device"].startswith("CPU (GPU 0: NVIDIA H200 was given, but TensorFlow")
 
 
-def test_gpus_naming_a_gpu_that_is_not_here_is_a_usage_error(pytester, tmp_path, two_gpus):
-    rubric = pytester.mkdir("checks") / "activity_1_01.py"
+def test_gpus_naming_a_gpu_that_is_not_here_is_a_usage_error(runner, tmp_path, two_gpus):
+    rubric = runner.mkdir("checks") / "activity_1_01.py"
     rubric.write_text(RUBRIC.format(preload="()"))
-    result = pytester.runpytest_inprocess(
+    result = runner.runpytest_inprocess(
         str(rubric), "--submission", str(SUBMISSIONS), "--gpus", "2"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -13,8 +13,8 @@ FAST = ("--no-preload", "--call-timeout", "5")
 
 
 @pytest.fixture
-def rubric_dir(pytester: pytest.Pytester):
-    folder = pytester.mkdir("checks")
+def rubric_dir(runner):
+    folder = runner.mkdir("checks")
     return folder
 
 
@@ -39,13 +39,13 @@ def test_check_declaration_is_validated_when_the_rubric_is_imported(kwargs, mess
         check(**kwargs)(lambda: None)
 
 
-def test_a_bad_declaration_is_a_collection_error_naming_the_rubric(pytester, rubric_dir):
+def test_a_bad_declaration_is_a_collection_error_naming_the_rubric(runner, rubric_dir):
     path = write(
         rubric_dir,
         'import dlgrade\nACTIVITY = "1.01"\n\n'
         '@dlgrade.check(points=-1, feedback="x")\ndef test_x(student):\n    pass\n',
     )
-    result = pytester.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
+    result = runner.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
         ["*ERROR collecting*", "*activity_1_01.py:4*", "*@check on test_x: points must be*"]
@@ -67,45 +67,45 @@ def test_a_bad_declaration_is_a_collection_error_naming_the_rubric(pytester, rub
     ],
 )
 def test_a_malformed_rubric_fails_collection_with_file_and_problem(
-    pytester, rubric_dir, body, name, message
+    runner, rubric_dir, body, name, message
 ):
     body += (
         "\nimport dlgrade\n\n"
         "@dlgrade.check(points=1, feedback='f')\ndef test_ok(student):\n    pass\n"
     )
     path = write(rubric_dir, body, name)
-    result = pytester.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
+    result = runner.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "malformed rubric" in result.stderr.str()
     assert f"{path}" in result.stderr.str() and message in result.stderr.str()
 
 
-def test_rubric_checks_need_a_submission(pytester, rubric_dir):
+def test_rubric_checks_need_a_submission(runner, rubric_dir):
     path = write(
         rubric_dir,
         'import dlgrade\nACTIVITY = "1.01"\n\n'
         '@dlgrade.check(points=1, feedback="f")\ndef test_x(student):\n    pass\n',
     )
-    result = pytester.runpytest_inprocess(str(path))
+    result = runner.runpytest_inprocess(str(path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "pass --submission DIR" in result.stderr.str()
 
 
-def test_the_plugin_is_inert_in_sessions_without_rubric_checks(pytester):
-    pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
-    result = pytester.runpytest_inprocess()
+def test_the_plugin_is_inert_in_sessions_without_rubric_checks(runner):
+    runner.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
+    result = runner.runpytest_inprocess()
     result.assert_outcomes(passed=1)
     assert "dlgrade ·" not in result.stdout.str() and "Total:" not in result.stdout.str()
 
 
-def test_plain_pytest_grades_like_dlgrade_check(pytester, rubric_dir, broken):
+def test_plain_pytest_grades_like_dlgrade_check(runner, rubric_dir, broken):
     """`pytest checks/activity_1_01.py --submission DIR` prints the grade and fails the run."""
     path = write(
         rubric_dir,
         (SUBMISSIONS.parent / "rubrics" / "light" / "activity_1_01.py").read_text(),
     )
-    out = pytester.path / "grade.json"
-    result = pytester.runpytest_inprocess(
+    out = runner.path / "grade.json"
+    result = runner.runpytest_inprocess(
         str(path),
         "--submission",
         str(broken("broken/wrong_type")),
@@ -164,7 +164,7 @@ def test_the_schema_rejects_malformed_grades(mutation):
 
 
 def test_a_check_whose_dataset_is_missing_says_which_where_and_how_to_fix(
-    pytester, rubric_dir, broken, monkeypatch, tmp_path
+    runner, rubric_dir, broken, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("DLGRADE_DATA_DIR", str(tmp_path / "mirror"))
     monkeypatch.setenv("DLGRADE_CACHE_DIR", str(tmp_path / "cache"))
@@ -174,8 +174,8 @@ def test_a_check_whose_dataset_is_missing_says_which_where_and_how_to_fix(
         "@dlgrade.check(points=1, feedback='f')\ndef test_needs_glove(student):\n"
         "    data.path('glove', download=False)\n",
     )
-    out = pytester.path / "grade.json"
-    pytester.runpytest_inprocess(
+    out = runner.path / "grade.json"
+    runner.runpytest_inprocess(
         str(path),
         "--submission",
         str(broken("broken/wrong_type")),
@@ -242,7 +242,7 @@ def _check(name: str, visibility: str) -> str:
 
 
 def test_a_hidden_check_in_a_public_rubric_fails_collection_naming_file_and_fix(
-    pytester, rubric_dir
+    runner, rubric_dir
 ):
     path = write(
         rubric_dir,
@@ -250,7 +250,7 @@ def test_a_hidden_check_in_a_public_rubric_fails_collection_naming_file_and_fix(
         + _check("open", "public")
         + _check("secret", "hidden"),
     )
-    result = pytester.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
+    result = runner.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "malformed rubric" in result.stderr.str()
     assert (
@@ -260,7 +260,7 @@ def test_a_hidden_check_in_a_public_rubric_fails_collection_naming_file_and_fix(
     assert "test_open" not in result.stderr.str()
 
 
-def test_a_public_check_in_a_hidden_rubric_fails_collection(pytester, rubric_dir):
+def test_a_public_check_in_a_hidden_rubric_fails_collection(runner, rubric_dir):
     path = write(
         rubric_dir,
         'import dlgrade\nACTIVITY = "1.01"\n'
@@ -268,7 +268,7 @@ def test_a_public_check_in_a_hidden_rubric_fails_collection(pytester, rubric_dir
         + _check("open", "public"),
         name="activity_1_01_hidden.py",
     )
-    result = pytester.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
+    result = runner.runpytest_inprocess(str(path), "--submission", str(SUBMISSIONS))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"{path}: test_open is a public check" in result.stderr.str()
     assert 'holds only visibility="hidden" checks' in result.stderr.str()
@@ -280,13 +280,13 @@ def test_a_public_check_in_a_hidden_rubric_fails_collection(pytester, rubric_dir
     [("hidden",), ("public", "hidden"), ("hidden", "public")],
     ids=["hidden-alone", "public-first", "hidden-first"],
 )
-def test_a_hidden_rubric_uses_its_public_siblings_fixture(pytester, rubric_dir, broken, order):
+def test_a_hidden_rubric_uses_its_public_siblings_fixture(runner, rubric_dir, broken, order):
     files = {
         "public": write(rubric_dir, PUBLIC_WITH_FIXTURE),
         "hidden": write(rubric_dir, HIDDEN_IMPORTING_THE_FIXTURE, "activity_1_01_hidden.py"),
     }
-    out = pytester.path / "grade.json"
-    result = pytester.runpytest_inprocess(
+    out = runner.path / "grade.json"
+    result = runner.runpytest_inprocess(
         *(str(files[name]) for name in order),
         "--submission",
         str(broken("broken/wrong_type")),
@@ -299,16 +299,16 @@ def test_a_hidden_rubric_uses_its_public_siblings_fixture(pytester, rubric_dir, 
     assert checks == {f"1.01/{name}": name for name in order}  # test_hidden is the hidden one
 
 
-def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, rubric_dir, broken):
+def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(runner, rubric_dir, broken):
     """As in a class run (`dlgrade grade --jobs 2`), where xdist workers import the rubrics."""
     from dlgrade.classrun.roster import Roster, Student
 
     write(rubric_dir, PUBLIC_WITH_FIXTURE)
     write(rubric_dir, HIDDEN_IMPORTING_THE_FIXTURE, "activity_1_01_hidden.py")
     folder = str(broken("broken/wrong_type"))
-    roster = pytester.path / "roster.json"
+    roster = runner.path / "roster.json"
     Roster(
-        out=str(pytester.path / "out"),
+        out=str(runner.path / "out"),
         run="test",
         tier="quick",
         seed=1,
@@ -316,7 +316,7 @@ def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, 
         activities=("1.01",),
         students=(Student("ann", folder, "k1"), Student("bea", folder, "k2")),
     ).write(roster)
-    result = pytester.runpytest_subprocess(
+    result = runner.runpytest_subprocess(
         str(rubric_dir / "activity_1_01_hidden.py"),
         str(rubric_dir / "activity_1_01.py"),
         "-n",
@@ -332,11 +332,11 @@ def test_a_hidden_rubric_uses_its_public_siblings_fixture_under_xdist(pytester, 
     result.assert_outcomes(passed=4)
 
 
-def test_one_submission_is_not_split_between_xdist_workers(pytester, rubric_dir, broken):
+def test_one_submission_is_not_split_between_xdist_workers(runner, rubric_dir, broken):
     from dlgrade.plugin import XDIST_SINGLE_SUBMISSION
 
     path = write(rubric_dir, PUBLIC_WITH_FIXTURE)
     folder = str(broken("broken/wrong_type"))
-    result = pytester.runpytest_inprocess(str(path), "--submission", folder, "-n", "2")
+    result = runner.runpytest_inprocess(str(path), "--submission", folder, "-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert XDIST_SINGLE_SUBMISSION in result.stderr.str()
