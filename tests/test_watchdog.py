@@ -20,7 +20,7 @@ import pytest
 
 from dlgrade import gradebook
 from dlgrade.errors import EXIT_INTERNAL, EXIT_OK
-from dlgrade.plugin import (
+from dlgrade.watchdog import (
     CHECK_ALLOWANCE_S,
     GRADER_STALLED,
     NOT_STARTED_FEEDBACK,

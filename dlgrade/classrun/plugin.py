@@ -26,20 +26,17 @@ from dlgrade.classrun.roster import Roster, RosterError, Student
 from dlgrade.errors import SandboxError, SubmissionError
 from dlgrade.plugin import (
     CLASS,
-    NOT_STARTED_FEEDBACK,
-    STALLED_MESSAGE,
     STATE,
     STUDENT_PARAM,
-    WATCHDOG,
     GradingState,
     grading_session,
     item_student,
-    session_bound,
     unfinished,
 )
 from dlgrade.rubric import CHECK_ATTRIBUTE, CheckResult, CheckSpec
 from dlgrade.sandbox import WorkerSession
 from dlgrade.submission import Submission
+from dlgrade.watchdog import NOT_STARTED_FEEDBACK, STALLED_MESSAGE, WATCHDOG, session_bound
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
