@@ -1,5 +1,6 @@
 """Which files make up a submission: one answer for the key it is graded under
-(:mod:`dlgrade.classrun.roster`) and the copy its worker runs in (:mod:`dlgrade.sandbox.folders`)."""
+(:mod:`dlgrade.classrun.roster`) and the copy its worker runs in
+(:mod:`dlgrade.sandbox.folders`)."""
 
 from __future__ import annotations
 

@@ -171,6 +171,26 @@ def test_a_rubric_still_imports_the_moved_modules_by_their_old_names():
         raise AssertionError("dlgrade.__getattr__ invented a module")
 
 
+def test_no_test_module_imports_another():
+    """What several test modules share lives in tests/helpers.py or tests/conftest.py
+    (issue 25): a test module that imports another drags its fixtures and collection along."""
+    tests = REPO / "tests"
+    found = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            found += [
+                f"{path.name} imports {name}"
+                for name in names
+                if name.split(".")[-1].startswith("test_") and name.startswith("tests")
+            ]
+    assert found == [], found
+
+
 # -- reasons and exit codes are types, not loose strings ----------------------------------
 
 REPO = PACKAGE.parent
