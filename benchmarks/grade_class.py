@@ -121,14 +121,17 @@ def task_costs(records: list[gradebook.StudentRecord]) -> None:
     if not tasks:
         return
     mean = statistics.mean
-    start = [t["grade_s"] - r.wall_s for r, t in tasks]
+    # a task's time that was no student's own grading, per student (a task grades a batch)
+    start = [t["outside_s"] if "outside_s" in t else t["grade_s"] - r.wall_s for r, t in tasks]
+    batch = mean(t.get("students", 1) for _, t in tasks)
     print(
         f"     per Dask task: pack {mean(t['pack_s'] for _, t in tasks) * 1000:.1f} ms, "
         f"files {mean(t['files_bytes'] for _, t in tasks) / 1000:.1f} kB out, "
         f"unpack+verify {mean(t['unpack_s'] for _, t in tasks) * 1000:.1f} ms, "
         f"record {mean(t['record_bytes'] for _, t in tasks) / 1000:.1f} kB back; "
-        f"grading ({', '.join(sorted({t.get('graded_in', 'subprocess') for _, t in tasks}))}) "
-        f"{mean(t['grade_s'] for _, t in tasks):.1f} s, of which "
+        f"{batch:.1f} student(s) a task; grading "
+        f"({', '.join(sorted({t.get('graded_in', 'subprocess') for _, t in tasks}))}) "
+        f"{mean(t['grade_s'] / t.get('students', 1) for _, t in tasks):.1f} s a student, of which "
         f"{mean(start):.1f} s outside the student's own grading (process start, pytest, "
         f"collection, the trusted Keras) beyond the student's "
         f"{mean(r.wall_s for r, _ in tasks):.1f} s"

@@ -309,24 +309,25 @@ def test_files_travel_with_their_sha256_and_arrive_as_the_client_keyed_them(tmp_
     (folder / "data").mkdir()
     (folder / "data" / "notes.txt").write_bytes(b"\x00\xffbytes")
     job = _job(tmp_path, folder)
-    payload = cluster.pack(job.students[0], job)
-    assert [f["path"] for f in payload["files"]] == [MODULE, "data/notes.txt"]
-    assert payload["files"][1]["sha256"] == hashlib.sha256(b"\x00\xffbytes").hexdigest()
-    cluster.unpack(payload, tmp_path / "arrived", job.rubric_version)
+    payload = cluster.pack([job.students[0]], job)
+    sent = payload["students"][0]
+    assert [f["path"] for f in sent["files"]] == [MODULE, "data/notes.txt"]
+    assert sent["files"][1]["sha256"] == hashlib.sha256(b"\x00\xffbytes").hexdigest()
+    cluster.unpack(payload, sent, tmp_path / "arrived", job.rubric_version)
     assert (tmp_path / "arrived" / "data" / "notes.txt").read_bytes() == b"\x00\xffbytes"
 
-    tampered = json.loads(json.dumps(payload, default=lambda b: b.decode("latin-1")))
+    tampered = json.loads(json.dumps(sent, default=lambda b: b.decode("latin-1")))
     for entry in tampered["files"]:
         entry["data"] = entry["data"].encode("latin-1")
     tampered["files"][0]["data"] += b"# changed on the way\n"
     with pytest.raises(cluster.TransferError, match="do not match the sha256"):
-        cluster.unpack(tampered, tmp_path / "tampered", job.rubric_version)
-    dropped = dict(payload, files=payload["files"][:1])
+        cluster.unpack(payload, tampered, tmp_path / "tampered", job.rubric_version)
+    dropped = dict(sent, files=sent["files"][:1])
     with pytest.raises(cluster.TransferError, match="missing or extra"):
-        cluster.unpack(dropped, tmp_path / "dropped", job.rubric_version)
-    escaping = dict(payload, files=[dict(payload["files"][0], path="../outside.py")])
+        cluster.unpack(payload, dropped, tmp_path / "dropped", job.rubric_version)
+    escaping = dict(sent, files=[dict(sent["files"][0], path="../outside.py")])
     with pytest.raises(cluster.TransferError, match="not a path inside"):
-        cluster.unpack(escaping, tmp_path / "escaping", job.rubric_version)
+        cluster.unpack(payload, escaping, tmp_path / "escaping", job.rubric_version)
     assert not (tmp_path / "outside.py").exists()
 
 
@@ -336,7 +337,7 @@ def test_a_task_for_another_version_is_refused_before_it_runs_anything(tmp_path,
     folder = student(tmp_path / "class", "alice", good_code())
     job = _job(tmp_path, folder)
     monkeypatch.setenv("DLGRADE_CHECKS", str(LIGHT))
-    payload = cluster.pack(job.students[0], job)
+    payload = cluster.pack([job.students[0]], job)
     answer = cluster.grade_student(dict(payload, dlgrade_version="0.0.1"))
     assert "dlgrade 0.0.1" in answer["refused"] and job.rubric_version in answer["refused"]
     answer = cluster.grade_student(dict(payload, payload=99))
@@ -367,6 +368,9 @@ def test_tasks_of_checks_that_need_a_gpu_ask_for_one(tmp_path):
                 del sys.modules[name]
 
     class Client:
+        def scheduler_info(self):
+            return {"workers": {"tcp://w:1": {"nthreads": 1}}}
+
         def submit(self, *args, **options):
             self.options = options
             return object()
@@ -375,8 +379,9 @@ def test_tasks_of_checks_that_need_a_gpu_ask_for_one(tmp_path):
     executor.client = Client()
     classrun.Executor.open(executor, job, "run", lambda e: None, gpu=True)  # no cluster
     executor.submit(job.students[0])
+    executor._send()  # what run() does first
     assert executor.client.options["resources"] == {"GPU": 1}
-    assert executor.client.options["key"] == "dlgrade-run-alice"
+    assert executor.client.options["key"] == "dlgrade-run-0-alice"
 
 
 def test_without_the_dask_extra_the_executor_says_how_to_install_it(klass, tmp_path):
@@ -392,12 +397,16 @@ def test_without_the_dask_extra_the_executor_says_how_to_install_it(klass, tmp_p
     assert dlgrade("grade", klass, "--scheduler", "tcp://x:1").returncode == 2
 
 
-def test_one_grading_server_grades_student_after_student_and_none_reaches_the_next(tmp_path):
+@pytest.mark.parametrize("batch", ["1", "3"])
+def test_one_grading_server_grades_student_after_student_and_none_reaches_the_next(
+    tmp_path, batch
+):
     """A Dask worker's grading server grades its tasks' students one after another, each
-    in a child of its own, their workers forked from the zygote it keeps. A student who
-    leaves state behind in every way they can (tests/attacks/leave_state) changes nothing
-    of the students graded after them: the same grades, to the byte, as the local
-    executor gives."""
+    task in a child of its own (batch 1: a child per student; batch 3: the three students
+    in one child's session, each in a jailed worker of their own), their workers forked
+    from the zygote it keeps. A student who leaves state behind in every way they can
+    (tests/attacks/leave_state) changes nothing of the students graded after them: the
+    same grades, to the byte, as the local executor gives."""
     from tests.helpers import REFERENCE
 
     root = tmp_path / "submissions"
@@ -406,6 +415,7 @@ def test_one_grading_server_grades_student_after_student_and_none_reaches_the_ne
         (root / name).mkdir(parents=True)
         shutil.copy(REFERENCE / MODULE, root / name / MODULE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["DLGRADE_DASK_BATCH"] = batch
     books = {}
     for how in ("local", "dask"):
         out = tmp_path / how
@@ -418,6 +428,7 @@ def test_one_grading_server_grades_student_after_student_and_none_reaches_the_ne
     tasks = {name: r.worker["task"] for name, r in books["dask"].items()}
     assert {t["graded_in"] for t in tasks.values()} == {"server"}, tasks
     assert len({t["server_pid"] for t in tasks.values()}) == 1, "not one server for all"
+    assert {t["students"] for t in tasks.values()} == {int(batch)}
     order = sorted(books["dask"].values(), key=lambda r: r.started_at)
     assert [r.student for r in order][0] == "a-polluter", "the polluter was not graded first"
     for name in ("b-reference", "c-reference"):
@@ -425,3 +436,76 @@ def test_one_grading_server_grades_student_after_student_and_none_reaches_the_ne
         assert graded.score == graded.max_score > 0, graded.checks
     for name in books["local"]:
         assert stable(books["dask"][name].to_dict()) == stable(books["local"][name].to_dict())
+
+
+# -- the grading server's warm zygote ------------------------------------------------------
+
+
+def test_a_new_grading_server_warms_the_zygote_its_first_worker_asks_for(tmp_path, monkeypatch):
+    """A grading server starts, before its own imports, the zygote its students' workers
+    will ask for (cluster.warm_spec): the rubrics' PRELOAD, read without importing them, and
+    the CPU worker's environment — the zygote's key must be the one a real session's first
+    worker asks for, or the server would warm a zygote nobody uses."""
+    import importlib
+
+    from dlgrade import gpu
+    from dlgrade.activities import registry
+    from dlgrade.classrun import cluster
+    from dlgrade.sandbox import WorkerSession, zygote
+    from dlgrade.sandbox.session import worker_environment
+    from dlgrade.selection import checks_dir, rubric_files
+
+    root = checks_dir(None)
+    monkeypatch.syspath_prepend(str(root))  # as pytest's rootdir: hidden rubrics import theirs
+    try:
+        for activity in registry(root):
+            declared = set()
+            for path in rubric_files(root, [activity]):  # as the plugin collects: each PRELOAD
+                declared |= set(getattr(importlib.import_module(path.stem), "PRELOAD", ()))
+            grading = {"checks": str(root), "activities": [activity], "tier": "quick"}
+            assert cluster.warm_spec(grading) == {"preload": sorted(declared)}, activity
+    finally:  # the next grading session imports its rubrics afresh (tests.helpers.RUN_MODULES)
+        for name in [n for n in sys.modules if n.startswith("activity_")]:
+            del sys.modules[name]
+
+    folder = tmp_path / "student"
+    folder.mkdir()
+    device = gpu.Device(None, "no GPU here")
+    session = WorkerSession(folder, preload=("keras",), device=device)
+    try:
+        asked = zygote.zygote_key(session.environment(), session.preload)
+    finally:
+        session.close()
+    warmed = worker_environment(tmp_path / "elsewhere", gpu.Device(None, "CPU"))
+    assert zygote.zygote_key(warmed, ("keras",)) == asked
+
+    everything = {"checks": str(root), "activities": ["2.01"], "tier": "quick", "options": []}
+    assert cluster.warm_spec({**everything, "tier": "full"}) is None  # may get a GPU
+    assert cluster.warm_spec({**everything, "options": ["--no-preload"]}) is None
+    assert cluster.warm_spec({**everything, "activities": ["9.99"]}) is None
+
+
+def test_the_preload_scan_reads_only_literal_declarations(tmp_path):
+    from dlgrade.classrun.cluster import rubric_preload
+
+    (tmp_path / "a.py").write_text('PRELOAD = ("keras", "numpy")\n')
+    (tmp_path / "b.py").write_text("PRELOAD = tuple(open('/etc/passwd'))\nx = 1\n")
+    (tmp_path / "c.py").write_text("def f(:\n")
+    (tmp_path / "d.py").write_text('PRELOAD = ["nltk", 3]\n')
+    files = [tmp_path / n for n in ("a.py", "b.py", "c.py", "d.py", "missing.py")]
+    assert rubric_preload(files) == {"keras", "numpy", "nltk"}
+
+
+def test_a_task_grades_a_batch_of_students_sized_to_share_its_start(monkeypatch):
+    from dlgrade.classrun.cluster import MAX_BATCH, batch_size
+
+    monkeypatch.delenv("DLGRADE_DASK_BATCH", raising=False)
+    assert batch_size(23, 2) == 3  # about three tasks per slot
+    assert batch_size(23, 1) == MAX_BATCH
+    assert batch_size(2, 2) == 1 and batch_size(5, 2) == 1  # small classes: one each
+    assert batch_size(400, 0) == 1  # no worker yet: nothing to size by
+    assert batch_size(10_000, 8) == MAX_BATCH
+    monkeypatch.setenv("DLGRADE_DASK_BATCH", "2")
+    assert batch_size(23, 2) == 2
+    monkeypatch.setenv("DLGRADE_DASK_BATCH", "zero")
+    assert batch_size(23, 2) == 3

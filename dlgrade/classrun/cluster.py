@@ -1,11 +1,13 @@
 """Class runs on a Dask cluster: ``dlgrade grade SOURCE --executor dask [--scheduler ADDR]``.
 
-One task grades one student on a Dask worker's machine (:func:`grade_student`): the
-student's files travel inside the task (bytes and sha256, checked on arrival: no shared
-filesystem is assumed), the worker's grading server (:class:`GradingServer`: one long-lived
-process per task thread, which has imported pytest, dlgrade and the trusted Keras once and
-keeps a zygote) forks a child that runs the class run on that one student there — the same
-sandbox, the same plugin as on this machine — and the task returns the record as JSON.
+One task grades a few students on a Dask worker's machine (:func:`grade_student`; a
+batch of :func:`batch_size` students, so that a task's own start is shared): the students'
+files travel inside the task (bytes and sha256, checked on arrival: no shared filesystem
+is assumed), the worker's grading server (:class:`GradingServer`: one long-lived process
+per task thread, which has imported pytest, dlgrade and the trusted Keras once and keeps a
+zygote) forks a child that runs the class run on those students there — the same sandbox,
+the same plugin, a fresh jailed worker per student, as on this machine — and the task
+returns their records as JSON.
 Only this client writes ``results/``, so resume, keys and every export are the same
 whichever executor graded.
 
@@ -44,7 +46,9 @@ from dlgrade.gradebook import StudentRecord
 from dlgrade.sandbox import jail
 
 #: the shape of a task's payload; a worker refuses another
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
+#: the most students one task grades (DLGRADE_DASK_BATCH sets another number)
+MAX_BATCH = 4
 #: how often the client looks at its tasks
 POLL_SECONDS = 0.2
 #: why distributed cancels a client's futures when it loses the scheduler
@@ -72,8 +76,22 @@ def distributed_module():
 # -- what travels ---------------------------------------------------------------------------
 
 
-def pack(student: Student, job: Job) -> dict[str, Any]:
-    """A student's task: their files (bytes and sha256 each) and how to grade them."""
+def pack(students: list[Student], job: Job) -> dict[str, Any]:
+    """A task: its students' files (bytes and sha256 each) and how to grade them."""
+    return {
+        "payload": PAYLOAD_VERSION,
+        "students": [pack_student(student) for student in students],
+        "activities": list(job.activities),
+        "tier": job.tier,
+        "seed": job.seed,
+        "options": list(job.options),
+        "dlgrade_version": dlgrade.__version__,
+        "rubric_version": job.rubric_version,
+    }
+
+
+def pack_student(student: Student) -> dict[str, Any]:
+    """One student of a task: their name, the key they are graded under, their files."""
     folder = Path(student.folder)
     files = []
     for path in submission_files(folder):
@@ -85,32 +103,37 @@ def pack(student: Student, job: Job) -> dict[str, Any]:
                 "data": data,
             }
         )
-    return {
-        "payload": PAYLOAD_VERSION,
-        "student": student.student,
-        "key": student.key,
-        "files": files,
-        "activities": list(job.activities),
-        "tier": job.tier,
-        "seed": job.seed,
-        "options": list(job.options),
-        "dlgrade_version": dlgrade.__version__,
-        "rubric_version": job.rubric_version,
-    }
+    return {"student": student.student, "key": student.key, "files": files}
 
 
-def unpack(payload: dict[str, Any], folder: Path, rubric_version: str) -> None:
-    """Write the payload's files into ``folder``, each checked against its sha256, and the
-    whole against the student's key (which names every file and its bytes)."""
+def batch_size(students: int, slots: int) -> int:
+    """How many students one task grades: enough that a task's own start (its pytest
+    session, a few tenths of a second, more on a busy machine) is shared, few enough that
+    the cluster's last tasks end together — about three tasks per task slot, at most
+    :data:`MAX_BATCH` students each; one where no worker is connected yet."""
+    setting = os.environ.get("DLGRADE_DASK_BATCH", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    if slots <= 0:
+        return 1
+    return max(1, min(MAX_BATCH, students // (3 * slots)))
+
+
+def unpack(payload: dict[str, Any], entry: dict[str, Any], folder: Path, rubric_version: str):
+    """Write a student's files (``entry``, of ``payload``) into ``folder``, each checked
+    against its sha256, and the whole against the student's key (which names every file
+    and its bytes)."""
     folder.mkdir(parents=True)
-    for entry in payload["files"]:
-        relative = PurePosixPath(entry["path"])
+    for entry_file in entry["files"]:
+        relative = PurePosixPath(entry_file["path"])
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise TransferError(f"{entry['path']!r} is not a path inside a submission folder")
-        data = entry["data"]
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise TransferError(
-                f"{entry['path']}: its bytes do not match the sha256 sent with them "
+                f"{entry_file['path']!r} is not a path inside a submission folder"
+            )
+        data = entry_file["data"]
+        if hashlib.sha256(data).hexdigest() != entry_file["sha256"]:
+            raise TransferError(
+                f"{entry_file['path']}: its bytes do not match the sha256 sent with them "
                 f"({len(data)} bytes arrived)"
             )
         target = folder.joinpath(*relative.parts)
@@ -118,7 +141,7 @@ def unpack(payload: dict[str, Any], folder: Path, rubric_version: str) -> None:
         target.write_bytes(data)
     digest = roster.files_digest(folder)
     key = roster.grading_key(digest, rubric_version, payload["tier"], payload["seed"])
-    if key != payload["key"]:
+    if key != entry["key"]:
         raise TransferError(
             "the files that arrived are not the submission the client keyed (a file is "
             "missing or extra)"
@@ -190,10 +213,11 @@ def guard(command: list[str], scratch: str) -> int:
 
 
 def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
-    """The Dask task: grade one student on this machine; the record as JSON.
+    """The Dask task: grade the payload's students on this machine; their records as JSON.
 
-    Answers ``{"record": ...}``, ``{"refused": message}`` (another version here) or
-    ``{"error": message}`` (the files did not arrive whole, or the grading left no record)."""
+    Answers ``{"records": {student: record}, "errors": {student: message}, "task": ...}``
+    (a student whose files did not arrive whole, or whose grading left no record, has an
+    error instead of a record), or ``{"refused": message}`` (another version here)."""
     began = time.monotonic()
     host = socket.gethostname()
     where = _worker_address() or host
@@ -208,36 +232,52 @@ def grade_student(payload: dict[str, Any]) -> dict[str, Any]:
         return {"refused": refused}
     with tempfile.TemporaryDirectory(prefix="dlgrade-task-") as tmp:
         klass, out = Path(tmp) / "class", Path(tmp) / "results"
-        try:
-            unpack(payload, klass / payload["student"], mine["rubric"])
-        except TransferError as exc:
-            return {"error": f"the files did not arrive whole on {where}: {exc}"}
+        errors: dict[str, str] = {}
+        arrived = []
+        for entry in payload["students"]:
+            try:
+                unpack(payload, entry, klass / entry["student"], mine["rubric"])
+                arrived.append(entry["student"])
+            except TransferError as exc:
+                errors[entry["student"]] = f"the files did not arrive whole on {where}: {exc}"
+                shutil.rmtree(klass / entry["student"], ignore_errors=True)
         unpacked = time.monotonic()
-        grading = {
-            "source": str(klass),
-            "out": str(out),
-            "checks": mine["checks"],
-            "tier": payload["tier"],
-            "seed": payload["seed"],
-            "activities": list(payload["activities"]),
-            "options": list(payload["options"]),
-        }
-        returncode, said, graded_in = grade_here(grading, tmp)
-        path = gradebook.record_path(out, payload["student"])
-        try:
-            record = gradebook.read_record(path)
-        except gradebook.GradebookError:
-            return {
-                "error": f"the grading process on {where} ended (exit {returncode}) "
-                f"without a record: {said.strip()[-1500:]}"
+        records: dict[str, dict] = {}
+        graded_in: dict[str, Any] = {}
+        if arrived:
+            grading = {
+                "source": str(klass),
+                "out": str(out),
+                "checks": mine["checks"],
+                "tier": payload["tier"],
+                "seed": payload["seed"],
+                "activities": list(payload["activities"]),
+                "options": list(payload["options"]),
             }
+            returncode, said, graded_in = grade_here(grading, tmp)
+            for name in arrived:
+                try:
+                    record = gradebook.read_record(gradebook.record_path(out, name))
+                except gradebook.GradebookError:
+                    errors[name] = (
+                        f"the grading process on {where} ended (exit {returncode}) "
+                        f"without a record: {said.strip()[-1500:]}"
+                    )
+                    continue
+                records[name] = record.to_dict()
+        grade_s = time.monotonic() - unpacked
+        walls = sum(float(r.get("wall_s") or 0.0) for r in records.values())
         return {
-            "record": record.to_dict(),
+            "records": records,
+            "errors": errors,
             "task": {
                 "host": host,
                 "worker": where,
+                "students": len(payload["students"]),
                 "unpack_s": round(unpacked - began, 3),
-                "grade_s": round(time.monotonic() - unpacked, 3),
+                "grade_s": round(grade_s, 3),
+                # per student: the task's time that was not a student's own grading
+                "outside_s": round(max(0.0, grade_s - walls) / max(1, len(records)), 3),
                 **graded_in,
             },
         }
@@ -261,24 +301,29 @@ SAID_BYTES = 4000
 
 class GradingServer:
     """A Dask worker's grading process (``python -m dlgrade.classrun.cluster serve``): it grades
-    student after student, one at a time, for the tasks of one thread of the worker.
+    task after task, one at a time, for the tasks of one thread of the worker.
 
-    It imports once what every grading needs (pytest and its plugins, dlgrade, the
-    trusted side's Keras) and forks a child of itself per student. The child runs the
-    very ``dlgrade grade`` a task ran in a subprocess of its own before, in its own
-    process (no pytest-xdist), then exits: nothing of one student's grading reaches the
-    next one's. The server also keeps the zygote that its first student's workers asked
-    for, so its later students' workers are forked from it (TensorFlow imported once per
-    server, not once per student: dlgrade/sandbox/zygote.py). A student's code runs only
-    in their jailed worker, never in the server or its children.
+    It starts the zygote its students' workers will need, imports once what every grading
+    needs (pytest and its plugins, dlgrade, the trusted side's Keras) meanwhile, and forks
+    a child of itself per task. The child runs the very ``dlgrade grade`` a task ran in a
+    subprocess of its own before, on the task's students, in its own process (no
+    pytest-xdist; each student in a fresh jailed worker), then exits: nothing of one task's
+    grading reaches the next one's. The server keeps the zygote, so its students' workers
+    are forked from it (TensorFlow imported once per server, not once per student:
+    dlgrade/sandbox/zygote.py). A student's code runs only in their jailed worker, never in
+    the server or its children.
 
     It dies with the Dask worker (the parent-death signal, from a thread that lives as
     long as the worker) and takes its child and the task's scratch folder with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm: dict[str, Any] | None = None) -> None:
+        """``warm``: the workers its students will need (:func:`warm_spec`), whose zygote
+        the server starts before its own imports."""
         self.home = Path(tempfile.mkdtemp(prefix="dlgrade-server-"))
         log = os.open(self.home / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         command = [sys.executable, "-m", "dlgrade.classrun.cluster", "serve"]
+        if warm is not None:
+            command += ["--warm", json.dumps(warm, allow_nan=False)]
         try:  # lives as long as the Dask worker: so does the server (parent-death signal)
             proc = jail.popen_from_lasting_thread(
                 command,
@@ -365,7 +410,7 @@ def grade_here(grading: dict[str, Any], scratch: str) -> tuple[int, str, dict[st
         if server is None or not server.alive():
             if server is not None:
                 server.close()
-            server = GradingServer()
+            server = GradingServer(warm_spec(grading))
     except OSError as exc:
         _no_server.append(str(exc))
         print(
@@ -383,6 +428,61 @@ def grade_here(grading: dict[str, Any], scratch: str) -> tuple[int, str, dict[st
     return code, said, where
 
 
+def warm_spec(grading: dict[str, Any]) -> dict[str, Any] | None:
+    """The zygote a new grading server starts at once for ``grading``'s students: CPU
+    workers preloading what the rubrics' ``PRELOAD`` name (read from the files, none
+    imported); None where the workers will not come from a CPU zygote (a full-tier run may
+    get a GPU; ``--no-preload`` asks for none)."""
+    from dlgrade.sandbox import zygote
+    from dlgrade.selection import rubric_files
+
+    options = list(grading.get("options", ()))
+    if grading.get("tier") == "full" or "--no-preload" in options or not zygote.enabled():
+        return None
+    try:
+        files = rubric_files(Path(grading["checks"]), list(grading["activities"]))
+    except (DlgradeError, OSError, KeyError, TypeError):
+        return None
+    return {"preload": sorted(rubric_preload(files))}
+
+
+def rubric_preload(files: list[Path]) -> set[str]:
+    """The union of the rubric files' ``PRELOAD = (...)`` (the grading plugin's
+    ``state.preload``), read with ``ast``; a value that is not literal names nothing."""
+    import ast
+
+    found: set[str] = set()
+    for path in files:
+        try:
+            tree = ast.parse(Path(path).read_text(), str(path))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "PRELOAD" for target in node.targets
+            ):
+                try:
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                if isinstance(value, (tuple, list)):
+                    found.update(v for v in value if isinstance(v, str))
+    return found
+
+
+def _warm_zygote(spec: dict[str, Any] | None) -> threading.Thread | None:
+    """In a new grading server: start the zygote ``spec`` (:func:`warm_spec`) names, so that
+    its TensorFlow loads while the server imports what its children inherit."""
+    if spec is None:
+        return None
+    from dlgrade import gpu
+    from dlgrade.sandbox import zygote
+    from dlgrade.sandbox.session import worker_environment
+
+    env = worker_environment(Path(tempfile.gettempdir()), gpu.Device(None, "CPU"))
+    return zygote.warm(env, tuple(map(str, spec.get("preload", ()))))
+
+
 def _graded_by_subprocess(grading: dict[str, Any], scratch: str) -> tuple[int, str]:
     argv = ["grade", grading["source"], "--out", grading["out"], "--checks", grading["checks"]]
     argv += ["--tier", grading["tier"], "--seed", str(grading["seed"]), "--jobs", "1", "--force"]
@@ -396,10 +496,17 @@ def _graded_by_subprocess(grading: dict[str, Any], scratch: str) -> tuple[int, s
     return run.returncode, (run.stdout + run.stderr)[-SAID_BYTES:]
 
 
-def serve() -> int:
-    """The grading server's loop (``python -m dlgrade.classrun.cluster serve``): import, say ready,
-    then for each request on stdin fork a child that grades it; answer on stdout."""
+def serve(argv: list[str] | None = None) -> int:
+    """The grading server's loop (``python -m dlgrade.classrun.cluster serve [--warm SPEC]``):
+    start the zygote its students will need, import, say ready, then for each request on
+    stdin fork a child that grades it; answer on stdout."""
     import ctypes
+
+    argv = list(argv or [])
+    try:
+        warm = json.loads(argv[argv.index("--warm") + 1]) if "--warm" in argv else None
+    except (ValueError, IndexError):
+        warm = None
 
     parent = os.getppid()
     requests = os.fdopen(os.dup(0), "rb")
@@ -424,6 +531,7 @@ def serve() -> int:
     ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PDEATHSIG
     if os.getppid() != parent:
         worker_died(signal.SIGTERM, None)
+    warming = _warm_zygote(warm if isinstance(warm, dict) else None)
     for name in SERVER_IMPORTS:
         try:
             __import__(name)
@@ -431,6 +539,9 @@ def serve() -> int:
             print(f"dlgrade server: could not import {name}: {exc}", file=sys.stderr)
     _import_pytest_plugins()
     from dlgrade.sandbox import zygote
+
+    if warming is not None:
+        warming.join()  # before any fork (zygote.warm)
 
     def reply(answer: dict) -> None:
         replies.write(json.dumps(answer, allow_nan=False).encode() + b"\n")
@@ -520,8 +631,11 @@ def _child(grading: dict, log: Path, lender: socket.socket):
             force=True,
             options=tuple(map(str, grading["options"])),
         )
-        # one student, graded in this process: no pytest-xdist process to start
-        code = classrun.run(job, classrun.LocalExecutor(1, in_process=True))
+        # one student, graded in this process: no pytest-xdist process to start; the client
+        # collected the rubric, and builds every export from the records, for the class
+        code = classrun.run(
+            job, classrun.LocalExecutor(1, in_process=True), collect_first=False, exports=False
+        )
     except DlgradeError as exc:
         print(f"dlgrade grade: error: {exc}", file=sys.stderr)
         code = 2
@@ -574,7 +688,8 @@ class DaskExecutor(Executor):
         self.workers = workers
         self.client = None
         self.cluster = None
-        self.pending: dict[Any, Student] = {}
+        self.pending: dict[Any, list[Student]] = {}
+        self.queued: list[Student] = []
         self.refusals: set[str] = set()
         self._costs: dict[str, dict[str, float]] = {}  # per student: packing, bytes sent
 
@@ -631,36 +746,59 @@ class DaskExecutor(Executor):
                 )
 
     def submit(self, student: Student):
+        """The student waits for :meth:`run`, which sends the students in batches."""
         future = super().submit(student)
-        began = time.perf_counter()
-        try:
-            payload = pack(student, self.job)
-        except OSError as exc:
-            future.set_exception(
-                StudentLost(f"cannot read {exc.filename or student.folder}: {exc.strerror}")
-            )
-            return future
-        sent = sum(len(f["data"]) for f in payload["files"])
-        resources = {"GPU": 1} if self.gpu and self.scheduler else None
-        task = self.client.submit(
-            grade_student,
-            payload,
-            key=f"dlgrade-{self.run_id}-{student.student}",
-            pure=False,
-            resources=resources,
-        )
-        self.pending[task] = student
-        self._costs[student.student] = {
-            "pack_s": round(time.perf_counter() - began, 4),
-            "files_bytes": sent,
-        }
+        self.queued.append(student)
         return future
+
+    def _slots(self) -> int:
+        """The task slots of the workers connected now (0: none yet)."""
+        try:
+            info = self.client.scheduler_info().get("workers", {})
+        except Exception:  # noqa: BLE001 - an unreachable scheduler: batches of one
+            return 0
+        return sum(int(w.get("nthreads", 1) or 1) for w in info.values())
+
+    def _send(self) -> None:
+        """Pack the queued students into tasks of :func:`batch_size` and submit them."""
+        queued, self.queued = self.queued, []
+        size = batch_size(len(queued), self._slots())
+        resources = {"GPU": 1} if self.gpu and self.scheduler else None
+        for first in range(0, len(queued), size):
+            began = time.perf_counter()
+            batch, packed = [], []
+            for student in queued[first : first + size]:
+                try:
+                    packed.append(pack_student(student))
+                    batch.append(student)
+                except OSError as exc:
+                    self.futures[student.student].set_exception(
+                        StudentLost(f"cannot read {exc.filename or student.folder}: {exc.strerror}")
+                    )
+            if not batch:
+                continue
+            payload = pack([], self.job) | {"students": packed}
+            task = self.client.submit(
+                grade_student,
+                payload,
+                key=f"dlgrade-{self.run_id}-{first}-{batch[0].student}",
+                pure=False,
+                resources=resources,
+            )
+            self.pending[task] = batch
+            pack_s = (time.perf_counter() - began) / len(batch)
+            for student, entry in zip(batch, packed, strict=True):
+                self._costs[student.student] = {
+                    "pack_s": round(pack_s, 4),
+                    "files_bytes": sum(len(f["data"]) for f in entry["files"]),
+                }
 
     def run(self) -> str:
         """Collect the tasks as they finish. A task cancelled because the client lost the
         scheduler stops the run: its futures are gone (the cluster forgets them), every
         finished student is saved, and the same command grades the rest."""
         try:
+            self._send()
             while self.pending:
                 done = [task for task in self.pending if task.done()]
                 if not done:
@@ -689,23 +827,35 @@ class DaskExecutor(Executor):
         return False
 
     def _arrived(self, task) -> None:
-        student = self.pending.pop(task)
-        future = self.futures[student.student]
+        students = self.pending.pop(task)
         try:
             answer = task.result()
-        except Exception as exc:  # noqa: BLE001 - a task's failure is that student's only
-            future.set_exception(StudentLost(f"the Dask task failed: {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a task's failure is its students' only
+            for student in students:
+                self._lost(student, f"the Dask task failed: {type(exc).__name__}: {exc}")
             return
         if "refused" in answer:
             if answer["refused"] not in self.refusals:
                 self.refusals.add(answer["refused"])
                 print(f"dlgrade grade: refused: {answer['refused']}", file=sys.stderr)
-            future.set_exception(StudentLost(f"refused: {answer['refused']}"))
+            for student in students:
+                self._lost(student, f"refused: {answer['refused']}")
             return
-        if "error" in answer:
-            future.set_exception(StudentLost(answer["error"]))
-            return
-        record = StudentRecord.from_dict(answer["record"])
+        records, errors = answer.get("records", {}), answer.get("errors", {})
+        for student in students:
+            if student.student in records:
+                self._recorded(student, records[student.student], answer)
+            else:
+                self._lost(student, errors.get(student.student, "the task returned no record"))
+
+    def _lost(self, student: Student, why: str) -> None:
+        future = self.futures[student.student]
+        if not future.done():
+            future.set_exception(StudentLost(why))
+
+    def _recorded(self, student: Student, data: dict, answer: dict) -> None:
+        future = self.futures[student.student]
+        record = StudentRecord.from_dict(data)
         if record.key != student.key:
             future.set_exception(
                 StudentLost(f"the worker graded under another key ({record.key[:12]}…)")
@@ -713,7 +863,7 @@ class DaskExecutor(Executor):
             return
         worker = dict(record.worker)
         worker["task"] = {**answer.get("task", {}), **self._costs.get(student.student, {})}
-        worker["task"]["record_bytes"] = len(json.dumps(answer["record"]))
+        worker["task"]["record_bytes"] = len(json.dumps(data))
         future.set_result(
             dataclasses.replace(
                 record,
@@ -740,8 +890,8 @@ class DaskExecutor(Executor):
 
 
 if __name__ == "__main__":  # python -m dlgrade.classrun.cluster guard SCRATCH -- COMMAND... | serve
-    if sys.argv[1:] == ["serve"]:
-        sys.exit(serve())
+    if sys.argv[1:2] == ["serve"]:
+        sys.exit(serve(sys.argv[2:]))
     if sys.argv[1:2] != ["guard"] or "--" not in sys.argv:
         sys.exit(
             "usage: python -m dlgrade.classrun.cluster guard SCRATCH -- COMMAND... (run by tasks)"

@@ -380,8 +380,14 @@ def collect(job: Job, run: str) -> tuple[int, bool]:
     return int(code), selected.gpu
 
 
-def run(job: Job, executor: Executor) -> int:
-    """Grade the job's students with the executor, settle, write every export; the exit code."""
+def run(job: Job, executor: Executor, *, collect_first: bool = True, exports: bool = True) -> int:
+    """Grade the job's students with the executor, settle, write every export; the exit code.
+
+    A Dask task's one-student run (dlgrade/classrun/cluster.py) leaves out what its client
+    does for the whole class: the collection that reports a malformed rubric plainly and
+    says whether a check needs a GPU (``collect_first``; the grading session still reports a
+    malformed rubric, as a grader bug) and the exports (``exports``; the task returns only
+    the record)."""
     from dlgrade.classrun.progress import ClassProgress
     from dlgrade.reports.exports import write_exports
 
@@ -398,7 +404,7 @@ def run(job: Job, executor: Executor) -> int:
     stop = ""
     if job.todo:
         run_id = uuid.uuid4().hex[:12]
-        collected, gpu = collect(job, run_id)
+        collected, gpu = collect(job, run_id) if collect_first else (0, False)
         progress = ClassProgress(len(job.todo))
         crashed: dict[str, str] = {}
 
@@ -445,9 +451,10 @@ def run(job: Job, executor: Executor) -> int:
             records.append(gradebook.read_record(gradebook.record_path(job.out, student.student)))
         except gradebook.GradebookError as exc:
             print(f"dlgrade grade: {exc}", file=sys.stderr)
-    book = gradebook.Gradebook.of(records)
-    written = write_exports(job.out, book, job.rubric_root)
-    summary(book, job.out, written)
+    if exports:
+        book = gradebook.Gradebook.of(records)
+        written = write_exports(job.out, book, job.rubric_root)
+        summary(book, job.out, written)
     if stop == BROKEN:
         return EXIT_INTERNAL
     if stop == INTERRUPTED:

@@ -224,37 +224,7 @@ class WorkerSession:
     # -- life cycle ----------------------------------------------------------------------
 
     def environment(self) -> dict[str, str]:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(self.home_dir),
-            "TMPDIR": str(self.home_dir),
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "PYTHONHASHSEED": "0",
-            "PYTHONUNBUFFERED": "1",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "MPLBACKEND": "Agg",
-            "KERAS_HOME": str(self.home_dir / ".keras"),
-            # glibc reserves 64 MiB of address space per thread arena: with TensorFlow's
-            # threads that alone would eat the memory limit on a many-core machine.
-            "MALLOC_ARENA_MAX": "2",
-            "USER": "student",  # the worker's uid has no passwd entry to look it up in
-            "LOGNAME": "student",
-        }
-        env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
-        env.update(gpu.worker_env(self.device))
-        # the worker's working folder is its scratch copy: a relative mirror or cache
-        # (DLGRADE_DATA_DIR=../shared/data) must reach it as the folder it names here; and
-        # as its real path, the one the jail mounts (a link on the way, in /tmp or a home
-        # the jail hides, would lead nowhere)
-        if "DLGRADE_DATA_DIR" in env:
-            env["DLGRADE_DATA_DIR"] = os.path.realpath(data.mirror_dir())
-        if "DLGRADE_CACHE_DIR" in env:
-            env["DLGRADE_CACHE_DIR"] = os.path.realpath(data.cache_dir())
-        nltk_data = data.nltk_data_dir()
-        if nltk_data is not None:
-            env["NLTK_DATA"] = os.path.realpath(nltk_data)
-        return env
+        return worker_environment(self.home_dir, self.device)
 
     def start(self) -> None:
         """Start the worker if none is alive, and send the preload without waiting for it."""
@@ -892,3 +862,40 @@ def _failure(error: dict, label: str) -> Exception:
     if kind == "harness":
         return SandboxError(f"the worker failed on {label}: {message}\n{tb}")
     return SubmissionError(message, reason=kind, student_traceback=tb)
+
+
+def worker_environment(home_dir: Path, device: gpu.Device) -> dict[str, str]:
+    """The whole environment of a worker whose home is ``home_dir``, on ``device``: the
+    sandbox's own, scrubbed one (and what a zygote's key is made of, less the home:
+    dlgrade/sandbox/zygote.py)."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home_dir),
+        "TMPDIR": str(home_dir),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "MPLBACKEND": "Agg",
+        "KERAS_HOME": str(home_dir / ".keras"),
+        # glibc reserves 64 MiB of address space per thread arena: with TensorFlow's
+        # threads that alone would eat the memory limit on a many-core machine.
+        "MALLOC_ARENA_MAX": "2",
+        "USER": "student",  # the worker's uid has no passwd entry to look it up in
+        "LOGNAME": "student",
+    }
+    env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
+    env.update(gpu.worker_env(device))
+    # the worker's working folder is its scratch copy: a relative mirror or cache
+    # (DLGRADE_DATA_DIR=../shared/data) must reach it as the folder it names here; and
+    # as its real path, the one the jail mounts (a link on the way, in /tmp or a home
+    # the jail hides, would lead nowhere)
+    if "DLGRADE_DATA_DIR" in env:
+        env["DLGRADE_DATA_DIR"] = os.path.realpath(data.mirror_dir())
+    if "DLGRADE_CACHE_DIR" in env:
+        env["DLGRADE_CACHE_DIR"] = os.path.realpath(data.cache_dir())
+    nltk_data = data.nltk_data_dir()
+    if nltk_data is not None:
+        env["NLTK_DATA"] = os.path.realpath(nltk_data)
+    return env

@@ -15,9 +15,9 @@ long-lived Dask slot — pays it once per student. The zygote pays it once:
   pipe and becomes the worker exactly as ``unshare`` + :func:`dlgrade.sandbox.jail.run` make
   one: new mount, PID, network, IPC and UTS namespaces (``unshare(2)``), a second fork to be
   the PID namespace's PID 1, its own ``/proc``, the jail's mounts, IPC caps, a fresh session
-  keyring, the resource limits, the uid drop, the syscall filter; then it runs the worker's main loop
-  in place of ``exec``. Without the jail (no root or no namespaces) it sets the same limits
-  on itself, as a freshly started worker does.
+  keyring, the resource limits, the uid drop, the syscall filter; then it runs the worker's
+  main loop in place of ``exec``. Without the jail (no root or no namespaces) it sets the
+  same limits on itself, as a freshly started worker does.
 
 No student code ever runs in the zygote, and nothing a child does reaches it or a later
 child: each child's memory is a copy made before any student code ran. What the zygote
@@ -293,6 +293,19 @@ def for_launch(env: Mapping[str, str], preload: tuple[str, ...]) -> Zygote | Non
         return _zygotes[key]
 
 
+def warm(env: Mapping[str, str], preload: tuple[str, ...]) -> threading.Thread:
+    """Start the zygote for workers of this environment now, in a thread: a grading server
+    does it before its own imports, so that the zygote's TensorFlow loads beside them
+    (dlgrade/classrun/cluster.py), and its first worker finds the zygote ready (or waits for
+    it) instead of starting one then. Join the thread before any ``fork()``: a child forked
+    while it holds this module's lock would wait for that lock for ever."""
+    thread = threading.Thread(
+        target=for_launch, args=(dict(env), tuple(preload)), name="dlgrade-zygote-warm"
+    )
+    thread.start()
+    return thread
+
+
 def borrow_all(lender: socket.socket) -> None:
     """In a grading server's child (one student's grading, dlgrade/classrun/cluster.py): fork
     workers from the zygotes the server started, never stop them, and ask the server on
@@ -554,4 +567,4 @@ def _forget_zygote_environment(env: Mapping[str, str]) -> None:
         config._config_path = os.path.join(folder, "keras.json")
 
 
-__all__ = ["Zygote", "ZygoteChild", "close_all", "enabled", "for_launch"]
+__all__ = ["Zygote", "ZygoteChild", "close_all", "enabled", "for_launch", "warm"]
