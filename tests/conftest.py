@@ -13,6 +13,18 @@ from dlgrade import models
 from tests.helpers import ATTACKS, SECRET, SUBMISSIONS, Classroom, Runner, rubric_files
 
 
+@pytest.fixture(autouse=True)
+def packaged_activities():
+    """Each test starts with the packaged rubrics' activities in use: a grading session
+    makes its rubric folder the one whose titles head the reports (dlgrade.activities.use),
+    and a toy folder of one test must not title the next test's reports."""
+    from dlgrade import activities
+
+    activities.use(None)
+    yield
+    activities.use(None)
+
+
 @pytest.fixture
 def runner(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Runner:
     """pytest sessions run from a test (:class:`tests.helpers.Runner`), in a folder that is
