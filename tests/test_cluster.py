@@ -130,7 +130,8 @@ def test_a_worker_killed_mid_student_costs_a_regrade_elsewhere_not_a_grade(tmp_p
                 if found:
                     victim, logs, grading = address, found, below
         assert victim, "the slow student was never graded by a worker's grading server"
-        servers = [pid for pid in grading if _argv(pid)[1:4] == ["-m", "dlgrade.classrun.cluster", "serve"]]
+        serve = ["-m", "dlgrade.classrun.cluster", "serve"]
+        servers = [pid for pid in grading if _argv(pid)[1:4] == serve]
         assert len(servers) == 2, "not the server and its child (forked: the same argv)"
         grading = _descendants(pids[victim])  # its grading is under way: kill it now
         scratch = logs[0].parent
