@@ -493,7 +493,9 @@ def test_the_preload_scan_reads_only_literal_declarations(tmp_path):
     (tmp_path / "b.py").write_text("PRELOAD = tuple(open('/etc/passwd'))\nx = 1\n")
     (tmp_path / "c.py").write_text("def f(:\n")
     (tmp_path / "d.py").write_text('PRELOAD = ["nltk", 3]\n')
-    files = [tmp_path / n for n in ("a.py", "b.py", "c.py", "d.py", "missing.py")]
+    (tmp_path / "e.py").write_text("PRELOAD = {[]: 1}\n")  # literal_eval: TypeError
+    (tmp_path / "f.py").write_text("PRELOAD = " + "(" * 300 + ")" * 300 + "\n")
+    files = [tmp_path / n for n in ("a.py", "b.py", "c.py", "d.py", "e.py", "f.py", "no.py")]
     assert rubric_preload(files) == {"keras", "numpy", "nltk"}
 
 

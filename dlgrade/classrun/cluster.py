@@ -455,7 +455,7 @@ def rubric_preload(files: list[Path]) -> set[str]:
     for path in files:
         try:
             tree = ast.parse(Path(path).read_text(), str(path))
-        except (OSError, SyntaxError, ValueError):
+        except (OSError, SyntaxError, ValueError, MemoryError, RecursionError):
             continue
         for node in tree.body:
             if isinstance(node, ast.Assign) and any(
@@ -463,7 +463,7 @@ def rubric_preload(files: list[Path]) -> set[str]:
             ):
                 try:
                     value = ast.literal_eval(node.value)
-                except ValueError:
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     continue
                 if isinstance(value, (tuple, list)):
                     found.update(v for v in value if isinstance(v, str))
