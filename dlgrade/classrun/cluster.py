@@ -78,9 +78,14 @@ def distributed_module():
 
 def pack(students: list[Student], job: Job) -> dict[str, Any]:
     """A task: its students' files (bytes and sha256 each) and how to grade them."""
+    return task_payload([pack_student(student) for student in students], job)
+
+
+def task_payload(entries: list[dict[str, Any]], job: Job) -> dict[str, Any]:
+    """A task of students already packed (:func:`pack_student`), and how to grade them."""
     return {
         "payload": PAYLOAD_VERSION,
-        "students": [pack_student(student) for student in students],
+        "students": entries,
         "activities": list(job.activities),
         "tier": job.tier,
         "seed": job.seed,
@@ -777,10 +782,9 @@ class DaskExecutor(Executor):
                     )
             if not batch:
                 continue
-            payload = pack([], self.job) | {"students": packed}
             task = self.client.submit(
                 grade_student,
-                payload,
+                task_payload(packed, self.job),
                 key=f"dlgrade-{self.run_id}-{first}-{batch[0].student}",
                 pure=False,
                 resources=resources,

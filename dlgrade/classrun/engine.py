@@ -32,7 +32,7 @@ from pathlib import Path
 
 from dlgrade import gradebook
 from dlgrade.classrun import roster
-from dlgrade.classrun.events import (  # noqa: F401 - the class run's events, re-exported
+from dlgrade.classrun.events import (
     IN_PROGRESS_NOTE,
     REPORT_PROPERTY,
     CheckGraded,
